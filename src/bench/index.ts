@@ -1,0 +1,2 @@
+// Owned by the bench area; its public exports go here.
+export {};

@@ -1,0 +1,2 @@
+// Owned by the host area; its public exports go here.
+export {};

@@ -1,0 +1,2 @@
+// Owned by the kernel area; its public exports go here.
+export {};

@@ -1,0 +1,2 @@
+// Owned by the kvm area; its public exports go here.
+export {};
