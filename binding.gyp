@@ -16,8 +16,9 @@
         "NAPI_DISABLE_CPP_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED"
       ],
-      "cflags": ["-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration", "-fvisibility=hidden"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-fvisibility=hidden"],
+      "cflags": ["-Wall", "-Wextra", "-fvisibility=hidden"],
+      "cflags_c": ["-std=gnu11", "-Werror=implicit-function-declaration"],
+      "cflags_cc": ["-std=c++17"],
       "cflags!": ["-fno-exceptions"],
       "libraries": ["-lpthread", "-ldl"]
     }

@@ -1,2 +1,2 @@
-// Owned by the host area; its public exports go here.
-export {};
+export * from './probe';
+export * from './emulated';

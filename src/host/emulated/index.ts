@@ -1,0 +1,2 @@
+// The emulated virtualization host (EmulatedHost) lands here.
+export {};

@@ -1,0 +1,2 @@
+// The host probe (probeHost) lands here.
+export {};
