@@ -1,0 +1,34 @@
+/**
+ * The C core's own tests (native/tests), built with ASan + UBSan and run on the real /dev/kvm by
+ * `make -C native test`. Each native TAP result becomes one assertion here, so their passes and
+ * failures count in the suite's totals; a sanitizer report fails the run through the exit code.
+ */
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+const root = path.join(__dirname, '..', '..');
+const result = spawnSync('make', ['-s', '-C', path.join(root, 'native'), 'test'], {
+  encoding: 'utf8',
+  timeout: 15 * 60_000,
+  maxBuffer: 64 * 1024 * 1024,
+});
+
+const output = `${result.stdout ?? ''}${result.stderr ?? ''}`;
+// Only top-level results (no indentation) of the native TAP streams.
+const lines = (result.stdout ?? '').split('\n').filter((l) => /^(not )?ok \d+/.test(l));
+
+t.ok(lines.length > 0, 'the native test runners reported results', { output: output.slice(-4000) });
+for (const line of lines) {
+  const m = /^(not )?ok \d+ - (.*?)(?: # (SKIP|TODO)\b ?(.*))?$/.exec(line);
+  if (!m) continue;
+  const [, failed, name = line, directive, reason] = m;
+  if (directive === 'SKIP') t.skip(`${name}: ${reason ?? ''}`);
+  else if (failed) t.fail(name, { output: output.slice(-4000) });
+  else t.pass(name);
+}
+t.equal(result.status, 0, 'make -C native test exits 0 (no failure, no sanitizer report)', {
+  signal: result.signal,
+  error: result.error?.message,
+  tail: output.slice(-4000),
+});
