@@ -1,0 +1,109 @@
+/** report.md: the page a person reads. Headline first, then what the figures can and cannot mean. */
+import type { BenchResults, RunnerOutcome } from '../method/results';
+import { formatRatio, formatValue, GROUP_TITLES } from './format';
+
+export function renderMarkdown(results: BenchResults): string {
+  const out: string[] = [];
+  const baseline = results.baseline.runnerId;
+  const ok = results.runners.filter((r) => r.status === 'ok');
+  const h = results.host;
+
+  out.push(`# bulkhead benchmark, ${results.startedAt.slice(0, 16).replace('T', ' ')} UTC`, '');
+
+  out.push(`## Headline: zone vs bare Docker for CPU, memory, syscalls`, '');
+  const zone = results.runners.find((r) => r.name === 'zone');
+  if (zone?.status === 'ok' && baseline) {
+    out.push(`zone vs ${baseline}: ${headlineSentence(results, zone.id)}`, '');
+  } else if (zone) {
+    out.push(`**No zone figures yet.** The zone runner (${zone.location}) was ${zone.status}: ${zone.reason}.`, '');
+  } else {
+    out.push(`**No zone figures:** the zone runner was not requested in this run.`, '');
+  }
+  out.push(`Virtualization on this host: **${h.virtualization}** (${h.virtualizationDetail}).`, '');
+  if (baseline && ok.length > 1) {
+    out.push(`For context, every runner that did run, as the geometric mean of its ratios to **${baseline}** per group (>1 = costs more):`, '');
+    const groups = results.settings.groups;
+    out.push(`| runner | ${groups.map((g) => GROUP_TITLES[g] ?? g).join(' | ')} |`);
+    out.push(`|---|${groups.map(() => '---:').join('|')}|`);
+    for (const r of ok) {
+      out.push(`| ${r.id} | ${groups.map((g) => fmtRatioOrDash(results.headline[g]?.[r.id])).join(' | ')} |`);
+    }
+    out.push('');
+  }
+  out.push(`Baseline: ${results.baseline.note}.`, '');
+
+  if (results.caveats.length > 0) {
+    out.push(`## Read this first`, '');
+    for (const c of results.caveats) out.push(`- ${c}`);
+    out.push('');
+  }
+
+  out.push(`## Results`, '');
+  out.push(
+    `Median of ${results.settings.runs} counted runs [min–max]; ratio = cost relative to ${baseline ?? 'the baseline'}'s median (>1 = slower or less throughput, whatever the unit).`,
+    '',
+  );
+  out.push(`| metric | unit | runner | median [min–max] | ratio vs ${baseline ?? 'baseline'} | note |`);
+  out.push(`|---|---|---|---:|---:|---|`);
+  for (const m of results.metrics) {
+    let first = true;
+    for (const r of ok) {
+      const v = m.byRunner[r.id];
+      if (!v) continue;
+      const metric = first ? `${m.title} (${m.group})` : '';
+      const unit = first ? `${m.unit}${m.better === 'higher' ? ' ↑' : ''}` : '';
+      out.push(`| ${metric} | ${unit} | ${r.id} | ${formatValue(v.median)} [${formatValue(v.min)}–${formatValue(v.max)}] | ${v.ratio === null ? '–' : formatRatio(v.ratio)} | ${noteFor(r, results)} |`);
+      first = false;
+    }
+  }
+  out.push('', '↑ = higher is better for that figure; the ratio is turned so that >1 still means "costs more".', '');
+
+  const notRun = results.runners.filter((r) => r.status !== 'ok');
+  if (notRun.length > 0) {
+    out.push(`## Runners that did not run`, '');
+    out.push(`| runner | status | reason |`, `|---|---|---|`);
+    for (const r of notRun) out.push(`| ${r.id} | ${r.status} | ${escapeCell(r.reason ?? '')} |`);
+    out.push('');
+  }
+
+  out.push(`## Host`, '');
+  out.push(`- CPU: ${h.cpuModel}, ${h.cpuCount} CPUs${h.runsUnderHypervisor ? ' (itself a VM: `hypervisor` flag)' : ''}; memory ${h.memoryGiB} GiB`);
+  out.push(`- Virtualization: ${h.virtualization}: ${h.virtualizationDetail}`);
+  out.push(`- Kernel: ${h.kernel}; Node ${h.node}`);
+  out.push(`- Load average (1, 5, 15 min): ${h.loadAverageAtStart.join(', ')} at start; ${(h.loadAverageAtEnd ?? []).join(', ')} at end`);
+  for (const [id, v] of Object.entries(h.runtimeVersions)) if (v) out.push(`- ${id}: ${v}`);
+  out.push('');
+
+  out.push(`## Method`, '');
+  out.push(`- Runners: ${results.runners.map((r) => `**${r.id}**: ${r.description}`).join('; ')}.`);
+  out.push(
+    `- ${results.settings.warmups} uncounted warm-up round(s), then ${results.settings.runs} counted rounds, interleaved (each round runs every runner once, in the same order), so drifts of a shared machine hit every runner alike.`,
+  );
+  out.push(`- One static C workload (bench/workloads/workload.c) for every runner; iteration scale ${results.settings.scale}. Per-runner iteration counts differ only where a runner is orders of magnitude slower (see note column); every figure is per operation.`);
+  out.push(`- Docker runs with its default seccomp profile; runc, crun and runsc run the same image as a bundle without one.`);
+  out.push('');
+  return out.join('\n');
+}
+
+function headlineSentence(results: BenchResults, id: string): string {
+  return results.settings.groups.map((g) => `${GROUP_TITLES[g] ?? g} ${fmtRatioOrDash(results.headline[g]?.[id])}`).join(', ');
+}
+
+function noteFor(r: RunnerOutcome, results: BenchResults): string {
+  const notes: string[] = [];
+  if (r.id === results.baseline.runnerId) notes.push('baseline');
+  if (r.location === 'emulated-host') notes.push('inside TCG emulation: not representative of hardware virtualization');
+  if (r.name === 'zone' && r.location === 'host' && results.host.virtualization === 'pvm') notes.push('PVM: not representative of hardware virtualization');
+  for (const [group, factor] of Object.entries(r.iterationScale)) {
+    if (factor !== undefined && factor !== 1) notes.push(`${group} tests at ${factor * 100}% of the iterations`);
+  }
+  return notes.join('; ');
+}
+
+function fmtRatioOrDash(r: number | undefined): string {
+  return r === undefined ? '–' : formatRatio(r);
+}
+
+function escapeCell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}

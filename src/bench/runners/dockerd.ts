@@ -1,0 +1,186 @@
+/**
+ * A private Docker daemon for the benchmark, when no daemon is reachable. It is started so that it
+ * changes nothing on the host that outlives it: its own data-root, exec-root, pidfile and socket under
+ * the runner's work dir; no bridge, no iptables rules, no IP forwarding sysctl (the workload needs no
+ * network); the vfs storage driver (the image is one static binary, and vfs needs no overlay mounts).
+ * stop() ends it by PID, then removes anything it still left: mounts under its dirs, cgroup dirs it made.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BulkheadError } from '../../errors';
+import { runCommand, sleep } from '../process';
+
+const START_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 30_000;
+/** Parent directories where Docker creates a `docker` cgroup on cgroup v1 / hybrid hosts. */
+const CGROUP_ROOT = '/sys/fs/cgroup';
+
+export class PrivateDockerd {
+  readonly socket: string;
+  private readonly dir: string;
+  private child: ChildProcess | undefined;
+  private cgroupsBefore = new Set<string>();
+
+  constructor(dir: string) {
+    this.dir = dir;
+    // Unix socket paths are limited to 108 bytes; the work dir is short (under the temp dir).
+    this.socket = path.join(dir, 'docker.sock');
+  }
+
+  get env(): NodeJS.ProcessEnv {
+    return { ...process.env, DOCKER_HOST: `unix://${this.socket}`, DOCKER_CONFIG: path.join(this.dir, 'client') };
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  async start(dockerd: string, signal?: AbortSignal): Promise<void> {
+    fs.mkdirSync(path.join(this.dir, 'client'), { recursive: true });
+    const config = path.join(this.dir, 'daemon.json');
+    fs.writeFileSync(config, '{}\n'); // so /etc/docker/daemon.json, if any, does not apply
+    this.cgroupsBefore = new Set(dockerCgroups());
+    const log = fs.openSync(path.join(this.dir, 'dockerd.log'), 'a');
+    this.child = spawn(
+      dockerd,
+      [
+        `--config-file=${config}`,
+        `--data-root=${path.join(this.dir, 'data')}`,
+        `--exec-root=${path.join(this.dir, 'exec')}`,
+        `--pidfile=${path.join(this.dir, 'dockerd.pid')}`,
+        `--host=unix://${this.socket}`,
+        '--bridge=none',
+        '--iptables=false',
+        '--ip-masq=false',
+        '--ip-forward=false',
+        '--userland-proxy=false',
+        '--storage-driver=vfs',
+        '--log-level=warn',
+      ],
+      // Own process group: a terminal's Ctrl-C must not kill it before we can stop it in order.
+      { stdio: ['ignore', log, log], detached: true },
+    );
+    fs.closeSync(log);
+    let exited: string | undefined;
+    this.child.on('exit', (code, sig) => (exited = `dockerd exited with ${code ?? sig}`));
+    this.child.on('error', (err) => (exited = `dockerd could not start: ${err.message}`));
+    const deadline = Date.now() + START_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      if (exited) throw new BulkheadError('BENCH_FAILED', `${exited}; log: ${this.logTail()}`);
+      if (signal?.aborted) return; // the caller's cleanup() stops it
+      const r = await runCommand('docker', ['version', '--format', '{{.Server.Version}}'], { env: this.env, timeoutMs: 10_000 }).catch(() => undefined);
+      if (r?.code === 0) return;
+      await sleep(250);
+    }
+    throw new BulkheadError('BENCH_FAILED', `dockerd did not answer within ${START_TIMEOUT_MS} ms; log: ${this.logTail()}`);
+  }
+
+  /** Stops dockerd (and the containerd it started) and removes what they left. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.kill('SIGTERM');
+      const stopped = await Promise.race([gone.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
+      if (!stopped) {
+        // dockerd did not stop cleanly: kill its whole group (containerd, shims) and go on cleaning.
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+        await gone;
+      }
+    }
+    this.child = undefined;
+    await killProcessesUnder(this.dir);
+    unmountUnder(this.dir);
+    for (const cg of dockerCgroups()) {
+      if (!this.cgroupsBefore.has(cg)) removeCgroupTree(cg);
+    }
+  }
+
+  private logTail(): string {
+    try {
+      return fs.readFileSync(path.join(this.dir, 'dockerd.log'), 'utf8').trim().split('\n').slice(-5).join(' | ');
+    } catch {
+      return '(no log)';
+    }
+  }
+}
+
+/** containerd and shims started by our dockerd carry our dirs in their command lines. */
+async function killProcessesUnder(dir: string): Promise<void> {
+  for (const pid of processesMentioning(dir)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  for (let i = 0; i < 40 && processesMentioning(dir).length > 0; i++) await sleep(50);
+}
+
+export function processesMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(text)) pids.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
+}
+
+/** Mount points under `dir`, deepest first. */
+export function mountsUnder(dir: string): string[] {
+  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+  return fs
+    .readFileSync('/proc/self/mounts', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' ') ?? '')
+    .filter((mp) => mp === dir || mp.startsWith(prefix))
+    .sort((a, b) => b.length - a.length);
+}
+
+function unmountUnder(dir: string): void {
+  for (const mp of mountsUnder(dir)) {
+    // Lazy unmount: anything still holding it open is gone by now, and this must not fail the cleanup.
+    spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
+  }
+}
+
+function dockerCgroups(): string[] {
+  const found: string[] = [];
+  let controllers: string[];
+  try {
+    controllers = fs.readdirSync(CGROUP_ROOT);
+  } catch {
+    return found;
+  }
+  for (const c of controllers) {
+    const p = path.join(CGROUP_ROOT, c, 'docker');
+    if (fs.existsSync(p)) found.push(p);
+  }
+  return found;
+}
+
+/** rmdir a cgroup and its (empty) children, leaves first; cgroup dirs cannot be removed recursively. */
+function removeCgroupTree(dir: string): void {
+  let entries: fs.Dirent[] = [];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of entries) if (e.isDirectory()) removeCgroupTree(path.join(dir, e.name));
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    // still in use or already gone: leave it rather than fail the cleanup
+  }
+}
