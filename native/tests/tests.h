@@ -1,0 +1,35 @@
+/* tests.h — every native test, in the order the runner runs them. */
+#ifndef BH_TESTS_TESTS_H
+#define BH_TESTS_TESTS_H
+
+#define BH_TEST_LIST(X)                            \
+    X(bus_ranges)                                  \
+    X(kvm_system_and_caps)                         \
+    X(config_validation)                           \
+    X(mem_bounds)                                  \
+    X(mmio_registration_rules)                     \
+    X(real_mode_port_io)                           \
+    X(real_mode_string_io)                         \
+    X(long_mode_cpl0_port_io)                      \
+    X(long_mode_cpl3_port_io)                      \
+    X(mmio_widths)                                 \
+    X(unhandled_access_outside_ram)                \
+    X(guest_host_shared_memory)                    \
+    X(hlt_exit)                                    \
+    X(triple_fault_shutdown)                       \
+    X(stop_spinning_cpl0_interrupts_off)           \
+    X(stop_spinning_cpl3_interrupts_off)           \
+    X(pause_resume_spinning_guest)                 \
+    X(two_vcpus_separate_state)                    \
+    X(io_pending_completed_from_other_thread)      \
+    X(io_pending_stop_while_waiting)               \
+    X(io_pending_pause_while_waiting)              \
+    X(control_from_vcpu_thread_and_misuse)         \
+    X(destroy_while_running)                       \
+    X(irqfd_and_ioeventfd)                         \
+    X(create_run_destroy_200_cycles_no_leaks)
+
+#define BH_DECLARE_TEST(name) void test_##name(void);
+BH_TEST_LIST(BH_DECLARE_TEST)
+
+#endif
