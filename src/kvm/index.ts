@@ -1,2 +1,33 @@
-// Owned by the kvm area; its public exports go here.
-export {};
+/**
+ * bulkhead/kvm: the typed primitives over /dev/kvm.
+ *
+ *   const kvm = openHypervisor();                       // capabilities, maxVcpus
+ *   await using vm = kvm.createVm({ memoryMiB: 16, vcpus: 1 });
+ *   vm.memory.write(0x1000, code);
+ *   vm.vcpu(0).setRegisters({ general: { rip: 0x1000 }, segments: { cs: { base: 0, selector: 0 } } });
+ *   vm.onPort(0x10, 1, (a) => (a.isWrite ? console.log(a.data) : 42));
+ *   vm.start();
+ *   await vm.waitForStop(1000);
+ */
+export { Kvm, openHypervisor, createVm, MAX_VCPUS_PER_VM } from './hypervisor';
+export type { KvmCapability, OpenHypervisorOptions } from './hypervisor';
+export { Vm } from './vm';
+export type { VmState, VmEvents, VmStats, IoeventfdOptions } from './vm';
+export type { VmConfig } from './config';
+export { hostMemoryMiB } from './config';
+export { Vcpu } from './vcpu';
+export type {
+  Registers,
+  RegistersInput,
+  GeneralRegisters,
+  Segments,
+  Segment,
+  DescriptorTable,
+  ControlRegisters,
+} from './registers';
+export { GuestMemory } from './memory';
+export type { MemoryRegion } from './memory';
+export type { IoAccess, IoHandler, IoValue } from './io';
+export type { VmExit, ExitReason } from './exits';
+export { Irqfd, Ioeventfd } from './irq';
+export { GuestMemoryOutOfRangeError } from './errors';
