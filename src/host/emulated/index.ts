@@ -1,2 +1,8 @@
-// The emulated virtualization host (EmulatedHost) lands here.
-export {};
+/**
+ * The emulated virtualization host: QEMU TCG with emulated SVM, our host kernel, the real root over
+ * virtio-9p, and a control agent. See host.ts.
+ */
+export { EmulatedHost, type EmulatedHostOptions, type RunOptions, type RunResult } from './host';
+export { agentSource } from './agent';
+export { buildInitramfs, writeCpio, type CpioEntry } from './initramfs';
+export { qemuArgs } from './qemu';

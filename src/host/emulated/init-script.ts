@@ -1,0 +1,83 @@
+/**
+ * /init of the emulated host's initramfs (busybox sh as PID 1): mount the real host's root over
+ * virtio-9p read-only, put a tmpfs overlay on it, mount the API filesystems inside, chroot and run
+ * the control agent under the host's own node. When the agent exits, power off.
+ */
+
+export interface InitSettings {
+  /** Absolute path of node on the real host (the same path inside). */
+  nodePath: string;
+  /** HOME for the agent (the real host's, so ~/.cache/bulkhead resolves the same). */
+  home: string;
+  /** 9p mount tag of the shared root. */
+  mountTag: string;
+  /** 9p cache mode: `loose` (fast; sees host changes made before boot) or `none`/`mmap`. */
+  cache9p: string;
+  msize: number;
+  hostname: string;
+}
+
+export function envFile(s: InitSettings): string {
+  const q = (v: string | number) => `'${String(v).replace(/'/g, `'\\''`)}'`;
+  return [
+    `NODE=${q(s.nodePath)}`,
+    `AGENT_HOME=${q(s.home)}`,
+    `MOUNT_TAG=${q(s.mountTag)}`,
+    `CACHE_9P=${q(s.cache9p)}`,
+    `MSIZE=${q(s.msize)}`,
+    `HOST_NAME=${q(s.hostname)}`,
+    '',
+  ].join('\n');
+}
+
+export const INIT_SCRIPT = `#!/bin/busybox sh
+# bulkhead emulated host: PID 1 of the initramfs (generated from src/host/emulated/init-script.ts).
+/bin/busybox mkdir -p /proc /sys /dev /mnt/host /mnt/rw /newroot
+/bin/busybox mount -t proc proc /proc
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+. /etc/bulkhead.env
+
+say() { echo "bulkhead-init: $*"; }
+fail() { say "FAILED: $*"; sync; reboot -f; }
+
+say "uptime $(cut -d' ' -f1 /proc/uptime)s: mounting the host root"
+mount -t 9p -o "trans=virtio,version=9p2000.L,ro,msize=$MSIZE,cache=$CACHE_9P" "$MOUNT_TAG" /mnt/host \\
+  || fail "cannot mount the host root over 9p (tag $MOUNT_TAG)"
+mount -t tmpfs -o mode=0755 rw /mnt/rw
+mkdir -p /mnt/rw/upper /mnt/rw/work
+mount -t overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work overlay /newroot \\
+  || fail "cannot mount the overlay"
+
+R=/newroot
+mount -t proc proc $R/proc || fail "no /proc in the new root"
+mount -t sysfs sysfs $R/sys
+mount -t devtmpfs devtmpfs $R/dev
+mkdir -p $R/dev/pts $R/dev/shm
+mount -t devpts -o newinstance,ptmxmode=0666 devpts $R/dev/pts
+ln -sf pts/ptmx $R/dev/ptmx
+mount -t tmpfs -o mode=1777 shm $R/dev/shm
+mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
+# The real host's /run (its sockets, pid files) means nothing in here.
+mount -t tmpfs -o mode=0755 run $R/run
+mkdir -p $R/run/bulkhead
+cp /agent.js $R/run/bulkhead/agent.js
+
+ip link set lo up
+hostname "$HOST_NAME"
+
+CTL=
+for p in /sys/class/virtio-ports/*; do
+  [ "$(cat "$p/name" 2>/dev/null)" = bulkhead.ctl ] && CTL=/dev/\${p##*/}
+done
+[ -n "$CTL" ] || fail "no virtio-serial port named bulkhead.ctl"
+
+say "uptime $(cut -d' ' -f1 /proc/uptime)s: starting the agent ($NODE on $CTL)"
+/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="$AGENT_HOME" \\
+  /bin/chroot $R "$NODE" /run/bulkhead/agent.js "$CTL"
+say "agent exited ($?); powering off"
+sync
+reboot -f
+`;
