@@ -31,7 +31,7 @@ export function runCommand(command: string, args: readonly string[], options: Co
       return;
     }
     const child = spawn(command, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
+      stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       detached: true,
       env: options.env ?? process.env,
       cwd: options.cwd,
@@ -40,8 +40,8 @@ export function runCommand(command: string, args: readonly string[], options: Co
     let stderr = '';
     let aborted = false;
     let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const killGroup = (): void => {
       try {
         if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
@@ -73,7 +73,10 @@ export function runCommand(command: string, args: readonly string[], options: Co
       else if (timedOut) reject(new BulkheadError('BENCH_FAILED', `${command} ${args.join(' ')} did not finish within ${options.timeoutMs} ms; stderr: ${stderr.trim().slice(-500)}`));
       else resolve({ code, signal, stdout, stderr });
     });
-    child.stdin.end(options.input ?? '');
+    if (child.stdin) {
+      child.stdin.on('error', () => undefined); // a child that exits without reading its input is not an error here
+      child.stdin.end(options.input);
+    }
   });
 }
 

@@ -52,7 +52,7 @@ export function renderMarkdown(results: BenchResults): string {
       if (!v) continue;
       const metric = first ? `${m.title} (${m.group})` : '';
       const unit = first ? `${m.unit}${m.better === 'higher' ? ' ↑' : ''}` : '';
-      out.push(`| ${metric} | ${unit} | ${r.id} | ${formatValue(v.median)} [${formatValue(v.min)}–${formatValue(v.max)}] | ${v.ratio === null ? '–' : formatRatio(v.ratio)} | ${noteFor(r, results)} |`);
+      out.push(`| ${metric} | ${unit} | ${r.id} | ${formatValue(v.median)} [${formatValue(v.min)}–${formatValue(v.max)}] | ${v.ratio === null ? '–' : formatRatio(v.ratio)} | ${noteFor(r, m.group, results)} |`);
       first = false;
     }
   }
@@ -89,14 +89,13 @@ function headlineSentence(results: BenchResults, id: string): string {
   return results.settings.groups.map((g) => `${GROUP_TITLES[g] ?? g} ${fmtRatioOrDash(results.headline[g]?.[id])}`).join(', ');
 }
 
-function noteFor(r: RunnerOutcome, results: BenchResults): string {
+function noteFor(r: RunnerOutcome, group: string, results: BenchResults): string {
   const notes: string[] = [];
   if (r.id === results.baseline.runnerId) notes.push('baseline');
   if (r.location === 'emulated-host') notes.push('inside TCG emulation: not representative of hardware virtualization');
   if (r.name === 'zone' && r.location === 'host' && results.host.virtualization === 'pvm') notes.push('PVM: not representative of hardware virtualization');
-  for (const [group, factor] of Object.entries(r.iterationScale)) {
-    if (factor !== undefined && factor !== 1) notes.push(`${group} tests at ${factor * 100}% of the iterations`);
-  }
+  const factor = r.iterationScale[group as keyof RunnerOutcome['iterationScale']];
+  if (factor !== undefined && factor !== 1) notes.push(`${factor * 100}% of the default iterations (a slow runner)`);
   return notes.join('; ');
 }
 

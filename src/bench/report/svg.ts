@@ -15,7 +15,7 @@ const BAR_HEIGHT = 12;
 const BAR_GAP = 3;
 const METRIC_GAP = 10;
 const GROUP_HEADER = 24;
-const TOP = 92;
+const TOP = 100;
 const FONT = 'font-family="DejaVu Sans, Helvetica, Arial, sans-serif"';
 
 export function renderSvg(results: BenchResults): string {
@@ -71,8 +71,9 @@ export function renderSvg(results: BenchResults): string {
       grid.push(`<text x="${gx}" y="${plotBottom + 16}" ${FONT} font-size="11" text-anchor="middle" fill="#333">${esc(formatTick(v))}</text>`);
     }
   }
+  grid.push(`<text x="${x(1).toFixed(1)}" y="${TOP - 10}" ${FONT} font-size="11" text-anchor="middle" fill="#222">${esc(baseline)} = 1</text>`);
   grid.push(`<line x1="${PLOT_LEFT}" y1="${plotBottom}" x2="${PLOT_RIGHT}" y2="${plotBottom}" stroke="#444"/>`);
-  grid.push(`<text x="${(PLOT_LEFT + PLOT_RIGHT) / 2}" y="${plotBottom + 36}" ${FONT} font-size="12" text-anchor="middle" fill="#222">cost relative to ${esc(baseline)} (log scale; 1 = ${esc(baseline)}, &gt;1 = slower)</text>`);
+  grid.push(`<text x="${(PLOT_LEFT + PLOT_RIGHT) / 2}" y="${plotBottom + 36}" ${FONT} font-size="12" text-anchor="middle" fill="#222">cost relative to ${esc(baseline)} (log scale): right of the line costs more, left costs less</text>`);
 
   const legend = runnerIds.map((id, i) => {
     const lx = PLOT_LEFT + i * 130;
