@@ -54,6 +54,8 @@ export interface KernelBuildInfo {
   /** Number of kbuild steps (CC, LD, ...) the build printed; used as the next build's estimate. */
   steps: number;
   jobs: number;
+  /** True when this build continued an interrupted one (buildSeconds and steps cover only the rest). */
+  resumed: boolean;
 }
 
 export interface KernelArtifacts {
@@ -133,6 +135,7 @@ export async function buildKernel(opts: KernelBuildOptions = {}): Promise<Kernel
     // 2. Compile.
     const jobs = opts.jobs ?? os.availableParallelism();
     const expected = estimateSteps(kernels, configName);
+    const resumed = existsSync(path.join(objDir, 'Makefile')); // kbuild writes it on its first run
     const started = Date.now();
     const steps = await compile(source.dir, work, objDir, jobs, (n, last) =>
       progress?.update(`${n}${expected ? `/~${expected}` : ''} steps, ${last}`),
@@ -158,9 +161,10 @@ export async function buildKernel(opts: KernelBuildOptions = {}): Promise<Kernel
       buildSeconds,
       steps,
       jobs,
+      resumed,
     };
     writeFileSync(path.join(out, 'build.json'), JSON.stringify(info, null, 2) + '\n');
-    writeFileAtomic(path.join(kernels, `.steps-${isFlavor(configName) ? configName : 'custom'}`), String(steps));
+    if (!resumed) writeFileAtomic(path.join(kernels, `.steps-${isFlavor(configName) ? configName : 'custom'}`), String(steps));
     publishDir(out, path.join(kernels, key));
     progress?.done(`built ${info.release} in ${formatDuration(buildSeconds)} (${steps} steps, -j${jobs})`);
     rmSync(work, { recursive: true, force: true });
