@@ -257,6 +257,105 @@ int bh_vm_add_irqfd(bh_vm *vm, uint32_t gsi, int *out_fd, bh_error *err);
 int bh_vm_add_ioeventfd(bh_vm *vm, uint64_t addr, uint32_t len, bool is_mmio, bool use_datamatch,
                         uint64_t datamatch, int *out_fd, bh_error *err);
 
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Linux boot (native/boot): load a kernel, build the boot-time machine state, point vCPU 0 at it  */
+
+/* Which entry point of the kernel vCPU 0 starts at. */
+typedef enum bh_linux_entry {
+    BH_LINUX_ENTRY_AUTO = 0,  /* the 64-bit boot protocol entry (vmlinux or bzImage) */
+    BH_LINUX_ENTRY_64BIT = 1, /* 64-bit long mode, rsi = boot_params (Linux x86 boot protocol) */
+    BH_LINUX_ENTRY_PVH = 2,   /* vmlinux only: 32-bit XEN_ELFNOTE_PHYS32_ENTRY, ebx = hvm_start_info */
+} bh_linux_entry;
+
+typedef enum bh_kernel_format {
+    BH_KERNEL_ELF = 1,     /* an uncompressed vmlinux (ELF64, x86-64) */
+    BH_KERNEL_BZIMAGE = 2, /* a bzImage (boot protocol 2.12 or later, XLF_KERNEL_64) */
+} bh_kernel_format;
+
+typedef struct bh_linux_boot_config {
+    const uint8_t *kernel; /* the image bytes; only read during bh_boot_linux */
+    size_t kernel_len;
+    const uint8_t *initrd; /* optional (NULL or initrd_len 0: none) */
+    size_t initrd_len;
+    const char *cmdline;   /* optional, NUL-terminated; must fit the kernel's cmdline_size */
+    bh_linux_entry entry;
+} bh_linux_boot_config;
+
+typedef struct bh_boot_info {
+    bh_kernel_format format;
+    bh_linux_entry entry;       /* the entry actually used */
+    uint16_t boot_protocol;     /* bzImage header version (0x020f = 2.15); 0 for an ELF */
+    uint64_t entry_point;       /* guest-physical */
+    uint64_t kernel_start;      /* guest-physical footprint of the kernel, including init_size */
+    uint64_t kernel_end;
+    uint64_t initrd_addr;       /* 0 when there is no initrd */
+    uint64_t initrd_size;
+    uint64_t cmdline_addr;
+    uint32_t cmdline_max;       /* the kernel's limit in bytes, excluding the NUL */
+    uint64_t boot_params_addr;  /* zero page (64-bit entry) or hvm_start_info (PVH) */
+    uint64_t mptable_addr;      /* the MP floating pointer */
+    uint32_t e820_entries;
+    uint32_t msrs_refused;      /* boot MSRs KVM did not accept (named in notes) */
+    char notes[256];            /* non-fatal remarks, e.g. "MSR 0x1a0 refused" */
+} bh_boot_info;
+
+/*
+ * Validates the kernel image (every field is checked before use; a malformed image gives
+ * BH_E_INVALID_ARG naming the problem), copies kernel, initrd and command line into guest RAM, and
+ * writes boot_params (e820), GDT, identity page tables and an MP table. Sets up every vCPU
+ * (CPUID with APIC IDs and the KVM leaves, boot MSRs, FPU, XCR0, LAPIC LINT0/LINT1) and the boot
+ * vCPU's registers; the other vCPUs wait for INIT/SIPI from the in-kernel LAPIC. Call after
+ * bh_vm_create and before bh_vm_start. `out` may be NULL.
+ */
+int bh_boot_linux(bh_vm *vm, const bh_linux_boot_config *config, bh_boot_info *out, bh_error *err);
+
+/* Parses and validates a kernel image against a guest of `memory_bytes` without touching a VM
+ * (for tools and fuzzing). Fills format, entry, boot_protocol, entry_point, kernel_start/end and
+ * cmdline_max of `out`. */
+int bh_kernel_image_check(const uint8_t *kernel, size_t kernel_len, uint64_t memory_bytes,
+                          bh_linux_entry entry, bh_boot_info *out, bh_error *err);
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Legacy devices for a Linux guest: 16550 UART and i8042 (native/devices)                         */
+
+typedef struct bh_serial bh_serial;
+
+/* Receives every byte the guest transmits (on the vCPU thread). */
+typedef void (*bh_serial_output)(void *opaque, const uint8_t *data, size_t len);
+
+typedef struct bh_serial_config {
+    uint16_t port;          /* 0x3f8 for COM1 */
+    uint32_t irq;           /* 4 for COM1 (a GSI of the in-kernel irqchip) */
+    size_t ring_bytes;      /* keeps the last ring_bytes of output (0: 64 KiB) */
+    bh_serial_output output; /* optional */
+    void *opaque;
+} bh_serial_config;
+
+/* Registers the UART on the port bus. The device is freed by bh_serial_destroy, after the VM. */
+int bh_serial_create(bh_vm *vm, const bh_serial_config *config, bh_serial **out, bh_error *err);
+void bh_serial_destroy(bh_serial *serial);
+/* Host -> guest bytes (any thread). Returns how many were queued (the receive queue is bounded). */
+size_t bh_serial_input(bh_serial *serial, const uint8_t *data, size_t len);
+/* Copies up to `max` of the most recent output bytes; returns how many were copied. */
+size_t bh_serial_recent_output(bh_serial *serial, uint8_t *dst, size_t max);
+
+/* i8042 at ports 0x60/0x64, just enough for Linux: controller commands, no keyboard or mouse.
+ * Command 0xFE (pulse reset) calls bh_vm_request_stop(BH_EXIT_GUEST_REQUEST, "reset"). */
+typedef struct bh_i8042 bh_i8042;
+int bh_i8042_create(bh_vm *vm, bh_i8042 **out, bh_error *err);
+void bh_i8042_destroy(bh_i8042 *dev);
+/* How many resets the guest requested (0 or 1 in practice). */
+unsigned bh_i8042_resets(const bh_i8042 *dev);
+
+/* A debug-exit port for hand-made test guests: a byte written to `port` stops the VM with
+ * BH_EXIT_GUEST_REQUEST and message "debug-exit <value>"; the value is also stored. */
+typedef struct bh_debug_exit bh_debug_exit;
+int bh_debug_exit_create(bh_vm *vm, uint16_t port, bh_debug_exit **out, bh_error *err);
+void bh_debug_exit_destroy(bh_debug_exit *dev);
+/* The last value written, or -1 if none. */
+int bh_debug_exit_value(const bh_debug_exit *dev);
+
 #ifdef __cplusplus
 }
 #endif
