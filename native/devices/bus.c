@@ -32,7 +32,7 @@ static size_t first_ending_after(const bh_bus *bus, uint64_t addr)
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const bh_bus_range *r = &bus->ranges[mid];
-        if (r->base + r->len <= addr)
+        if (r->base + (r->len - 1) < addr) /* the last byte, so a range ending at 2^64 cannot wrap */
             lo = mid + 1;
         else
             hi = mid;

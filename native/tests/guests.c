@@ -110,9 +110,11 @@ const uint8_t g_hlt[] = {
 };
 const size_t g_hlt_len = sizeof g_hlt;
 
-/* 64-bit mode */
+/* 64-bit mode, CPL0: wait until the other vCPU's counter at 0x30000 moves, then #UD */
 const uint8_t g_ud2_64[] = {
-    0x90,                                    /* nop */
+    0x48, 0x83, 0x3c, 0x25, 0x00, 0x00, 0x03, /* 1: cmp    QWORD PTR ds:0x30000,0x0 */
+    0x00, 0x00,
+    0x74, 0xf5,                              /* je     1b */
     0x0f, 0x0b,                              /* ud2 */
 };
 const size_t g_ud2_64_len = sizeof g_ud2_64;
@@ -124,10 +126,9 @@ const uint8_t g_spin16[] = {
 };
 const size_t g_spin16_len = sizeof g_spin16;
 
-/* 64-bit mode */
+/* 64-bit mode, for CPL3: RFLAGS.IF starts clear (PVM faults `cli` at CPL3 whatever IOPL says) */
 const uint8_t g_spin64[] = {
-    0xfa,                                    /* cli */
-    0xeb, 0xfe,                              /* jmp    0x1 */
+    0xeb, 0xfe,                              /* jmp    0x0 */
 };
 const size_t g_spin64_len = sizeof g_spin64;
 

@@ -8,7 +8,7 @@
 #include "tap.h"
 
 #define TVM_MAX_EXITS 16
-#define TVM_MAX_STATES 32
+#define TVM_MAX_STATES 64
 #define IOLOG_MAX 64
 
 typedef struct test_vm {

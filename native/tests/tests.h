@@ -27,7 +27,8 @@
     X(control_from_vcpu_thread_and_misuse)         \
     X(destroy_while_running)                       \
     X(irqfd_and_ioeventfd)                         \
-    X(create_run_destroy_200_cycles_no_leaks)
+    X(create_run_destroy_200_cycles_no_leaks)      \
+    X(cycles_no_leaks_unsanitized_exact_maps)
 
 #define BH_DECLARE_TEST(name) void test_##name(void);
 BH_TEST_LIST(BH_DECLARE_TEST)
