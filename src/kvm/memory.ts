@@ -40,6 +40,10 @@ export class GuestMemory {
   read(gpa: number | bigint, length: number): Buffer {
     const native = this.owner.nativeFor('read guest memory');
     const [start, len] = checkRange(gpa, length);
+    const size = native.memSize();
+    if (BigInt(len) > size) {
+      throw new GuestMemoryOutOfRangeError(gpa, len, `a read of ${len} bytes is larger than guest RAM (${size} bytes)`);
+    }
     return translateRange(start, len, () => native.memRead(start, len));
   }
 
