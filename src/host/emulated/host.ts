@@ -11,7 +11,7 @@
  * that runs commands sent over a virtio-serial port.
  */
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -85,6 +85,7 @@ type State = 'running' | 'stopping' | 'stopped';
 
 const CONSOLE_KEEP = 64 * 1024;
 const MOUNT_TAG = 'host';
+const RUN_DIR_PREFIX = 'bulkhead-host-';
 
 export class EmulatedHost {
   /** Milliseconds from QEMU start to the agent's first message. */
@@ -135,7 +136,8 @@ export class EmulatedHost {
     }
     if (!existsSync(kernel)) throw new InvalidConfigError('kernel', kernel, 'an existing vmlinux or bzImage');
 
-    const runDir = mkdtempSync(path.join(os.tmpdir(), 'bulkhead-host-'));
+    sweepStaleRunDirs();
+    const runDir = mkdtempSync(path.join(os.tmpdir(), RUN_DIR_PREFIX));
     const initrd = path.join(runDir, 'initramfs.cpio');
     const controlSocket = path.join(runDir, 'ctl.sock');
     writeFileSync(
@@ -356,6 +358,33 @@ export class EmulatedHost {
     this.socket.destroy();
     this.removeExitHook();
     rmSync(this.runDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes run directories left by hosts whose owner was killed (no chance to clean up): those
+ * whose QEMU is gone, or that never got a QEMU and are older than ten minutes.
+ */
+function sweepStaleRunDirs(): void {
+  let names: string[];
+  try {
+    names = readdirSync(os.tmpdir()).filter((n) => n.startsWith(RUN_DIR_PREFIX));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const dir = path.join(os.tmpdir(), name);
+    try {
+      const pid = Number(readFileSync(path.join(dir, 'qemu.pid'), 'utf8').trim());
+      if (pid > 0 && existsSync(`/proc/${pid}`)) continue;
+    } catch {
+      try {
+        if (Date.now() - statSync(dir).mtimeMs < 10 * 60_000) continue;
+      } catch {
+        continue;
+      }
+    }
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -1,0 +1,33 @@
+// QEMU must die with the process that started it, even when that process is SIGKILLed (no exit
+// handlers run): EmulatedHost starts QEMU under `setpriv --pdeathsig SIGKILL`.
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import * as path from 'node:path';
+import { isRunning, kernel, qemu, tsNodeArgs, waitUntil } from './helpers';
+
+t.setTimeout(60 * 60_000);
+
+t.test('SIGKILL of the parent kills QEMU', async (t) => {
+  const q = qemu();
+  if (!q.ok) return t.skip(q.reason);
+  const k = await kernel('host');
+  if (!k.ok) return t.skip(k.reason);
+
+  const child = spawn(process.execPath, [...tsNodeArgs(), path.join(__dirname, 'fixtures', 'start-host.ts'), k.value.vmlinux], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const qemuPid = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /QEMU_PID=(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.on('close', (code) => reject(new Error(`child exited ${code} before booting: ${stderr}`)));
+  });
+  t.ok(isRunning(qemuPid), `QEMU (pid ${qemuPid}) runs`);
+  child.kill('SIGKILL');
+  t.ok(await waitUntil(() => !isRunning(qemuPid), 5000), 'QEMU is gone after its parent was SIGKILLed');
+});
