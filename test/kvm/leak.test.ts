@@ -1,0 +1,83 @@
+// 200 create/run/destroy cycles leak no file descriptor, thread or memory mapping.
+import * as fs from 'node:fs';
+import * as v8 from 'node:v8';
+import * as vmModule from 'node:vm';
+import t from 'tap';
+import { openHypervisor, type Kvm } from '../../src/kvm';
+import { HALT_AFTER_DONE, kvmSkipReason, onDone, setupLongMode, within } from './guests';
+
+const skip = kvmSkipReason();
+const CYCLES = 200;
+
+function gc(): void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) return g();
+  v8.setFlagsFromString('--expose-gc');
+  (vmModule.runInNewContext('gc') as () => void)();
+}
+
+function counts() {
+  const maps = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter(Boolean);
+  const fds = fs.readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return '(gone)';
+    }
+  });
+  return {
+    fds: fds.length,
+    // a VM's own fds: anon_inode:kvm-vm, kvm-vcpu:N, the memfd of its RAM (/dev/kvm itself stays open)
+    vmFds: fds.filter((l) => /kvm-vm|kvm-vcpu|memfd:/.test(l)).length,
+    eventfds: fds.filter((l) => /eventfd/.test(l)).length,
+    threads: fs.readdirSync('/proc/self/task').length,
+    maps: maps.length,
+    guestMaps: maps.filter((l) => /memfd:|kvm/.test(l)).length,
+  };
+}
+
+async function cycle(kvm: Kvm, i: number): Promise<void> {
+  const vm = kvm.createVm({ memoryMiB: 2 + (i % 3), vcpus: 1 + (i % 2) });
+  try {
+    setupLongMode(vm, HALT_AFTER_DONE, { cpl: 0, vcpu: 0 });
+    if (vm.vcpuCount > 1) setupLongMode(vm, HALT_AFTER_DONE, { cpl: 0, vcpu: 1, at: 0x1800, rsp: 0x70000 });
+    const done = onDone(vm, vm.vcpuCount);
+    vm.ioeventfd({ addr: 0x60, length: 1, space: 'pio' });
+    vm.start();
+    await within(done, 5000, `cycle ${i}: guest done`);
+    if (!(await vm.waitForStop(5000))) throw new Error(`cycle ${i}: the guest did not halt`);
+    if (vm.exits.some((e) => e.reason !== 'hlt')) throw new Error(`cycle ${i}: ${vm.exits.map((e) => e.message)}`);
+  } finally {
+    await vm.destroy();
+  }
+}
+
+t.test(`${CYCLES} create/run/destroy cycles leak no fd, thread or mapping`, { skip }, async (t) => {
+  const kvm = openHypervisor();
+  // The counters do see a live VM (so the zeros below mean something).
+  const live = kvm.createVm({ memoryMiB: 2, vcpus: 2 });
+  const during = counts();
+  t.ok(during.vmFds >= 4, `a live 2-vCPU VM shows its fds (vm, 2 vcpus, memfd): ${during.vmFds}`);
+  t.ok(during.guestMaps >= 3, `and its mappings (guest RAM, 2 kvm_run): ${during.guestMaps}`);
+  await live.destroy();
+  // Warm up: the thread pool, the addon and V8's own mappings settle in the first cycles.
+  for (let i = 0; i < 10; i++) await cycle(kvm, i);
+  await new Promise((r) => setTimeout(r, 50));
+  gc();
+  const before = counts();
+  const t0 = performance.now();
+  for (let i = 0; i < CYCLES; i++) await cycle(kvm, i);
+  const ms = performance.now() - t0;
+  await new Promise((r) => setTimeout(r, 50));
+  gc();
+  await new Promise((r) => setImmediate(r));
+  const after = counts();
+  t.comment(`${CYCLES} cycles in ${ms.toFixed(0)} ms (${(ms / CYCLES).toFixed(2)} ms each); before ${JSON.stringify(before)} after ${JSON.stringify(after)}`);
+  t.equal(after.fds, before.fds, 'open fds');
+  t.equal(after.vmFds, 0, 'no VM, vCPU or guest-memory fd left open');
+  t.equal(after.eventfds, before.eventfds, 'no irqfd/ioeventfd left open');
+  t.equal(after.threads, before.threads, 'threads');
+  t.equal(after.guestMaps, 0, 'no guest memory (memfd) or kvm_run mapping left');
+  // V8 may map or unmap a few heap pages of its own; a leak of one mapping per VM would show as >= 200.
+  t.ok(Math.abs(after.maps - before.maps) < 20, `mappings: ${before.maps} -> ${after.maps}`);
+});
