@@ -12,7 +12,7 @@
 
 BOOT_SRCS := $(sort $(wildcard boot/*.c)) devices/serial.c devices/i8042.c
 BOOT_HDRS := $(wildcard boot/*.h)
-BOOT_TEST_SRCS := $(sort $(wildcard tests/boot_*.c))
+BOOT_TEST_SRCS := $(sort $(wildcard tests/boot_*.c)) $(wildcard tests/boot_*.S)
 BOOT_TEST_HDRS := $(wildcard tests/boot_*.h)
 TEST_SRCS := $(filter-out $(BOOT_TEST_SRCS),$(TEST_SRCS))
 TEST_HDRS := $(filter-out $(BOOT_TEST_HDRS),$(TEST_HDRS))

@@ -250,7 +250,7 @@ static int classify_exit(const bh_vcpu_exit *e, double secs)
         return report("crash", "kernel panic", EXIT_CRASH, secs);
     switch (e->reason) {
     case BH_EXIT_GUEST_REQUEST:
-        if (strcmp(e->message, "reset") == 0)
+        if (strncmp(e->message, "reset", 5) == 0) /* "reset at rip 0x..." */
             return report("reset", "i8042 reset line", EXIT_RESET, secs);
         return report("power-off", e->message, EXIT_POWEROFF, secs);
     case BH_EXIT_SHUTDOWN:
