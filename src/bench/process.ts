@@ -129,3 +129,30 @@ export async function versionOf(command: string, args: readonly string[] = ['--v
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** Live (non-zombie) processes whose command line contains `text`: how we find what our runs started. */
+export function processesMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(text)) pids.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return pids;
+}
+
+/** SIGKILLs every process mentioning `text` and waits (up to 2 s) until they are gone. */
+export async function killProcessesMentioning(text: string): Promise<void> {
+  for (const pid of processesMentioning(text)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  }
+  for (let i = 0; i < 40 && processesMentioning(text).length > 0; i++) await sleep(50);
+}

@@ -104,8 +104,12 @@ export function parseWorkloadOutput(stdout: string, expected: readonly string[])
 
 /** Where the workload's C source lives in the package (shipped under bench/workloads/). */
 export function workloadSourcePath(): string {
-  // dist/cjs/bench/workload.js and src/bench/workload.ts are both three levels below the package root.
-  return path.resolve(__dirname, '..', '..', '..', 'bench', 'workloads', 'workload.c');
+  // Walk up to the package root: this module runs both from src/bench (tests) and dist/cjs/bench.
+  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'bench', 'workloads', 'workload.c');
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(candidate)) return candidate;
+  }
+  throw new BulkheadError('BENCH_FAILED', `cannot find bench/workloads/workload.c above ${__dirname}`);
 }
 
 export function defaultCacheDir(): string {

@@ -9,7 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
-import { runCommand, sleep } from '../process';
+import { killProcessesMentioning, runCommand, sleep } from '../process';
 
 const START_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 30_000;
@@ -82,7 +82,9 @@ export class PrivateDockerd {
     if (child?.pid !== undefined && child.exitCode === null && child.signalCode === null) {
       const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       child.kill('SIGTERM');
-      const stopped = await Promise.race([gone.then(() => true), sleep(STOP_TIMEOUT_MS).then(() => false)]);
+      let timer: NodeJS.Timeout | undefined;
+      const stopped = await Promise.race([gone.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), STOP_TIMEOUT_MS)))]);
+      clearTimeout(timer);
       if (!stopped) {
         // dockerd did not stop cleanly: kill its whole group (containerd, shims) and go on cleaning.
         try {
@@ -94,7 +96,8 @@ export class PrivateDockerd {
       }
     }
     this.child = undefined;
-    await killProcessesUnder(this.dir);
+    // containerd and shims started by our dockerd carry our dirs in their command lines.
+    await killProcessesMentioning(this.dir);
     unmountUnder(this.dir);
     for (const cg of dockerCgroups()) {
       if (!this.cgroupsBefore.has(cg)) removeCgroupTree(cg);
@@ -108,32 +111,6 @@ export class PrivateDockerd {
       return '(no log)';
     }
   }
-}
-
-/** containerd and shims started by our dockerd carry our dirs in their command lines. */
-async function killProcessesUnder(dir: string): Promise<void> {
-  for (const pid of processesMentioning(dir)) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-  for (let i = 0; i < 40 && processesMentioning(dir).length > 0; i++) await sleep(50);
-}
-
-export function processesMentioning(text: string): number[] {
-  const pids: number[] = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    try {
-      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes(text)) pids.push(Number(entry));
-    } catch {
-      // exited while we looked
-    }
-  }
-  return pids;
 }
 
 /** Mount points under `dir`, deepest first. */

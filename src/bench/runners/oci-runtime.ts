@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
-import { runCommand, versionOf, which } from '../process';
+import { killProcessesMentioning, runCommand, versionOf, which } from '../process';
 import { parseWorkloadOutput, type WorkloadGroup, type WorkloadResult } from '../workload';
 import { layOutBundle, writeBundleConfig } from './oci-bundle';
 import type { Availability, BenchRunner, RunnerContext, RunnerName, RunOptions, WorkloadInvocation } from './runner';
@@ -22,6 +22,7 @@ export abstract class OciRuntimeRunner implements BenchRunner {
   protected abstract readonly binary: string;
   private bundleDir: string | undefined;
   private stateRoot: string | undefined;
+  private workDir: string | undefined;
   private readonly live = new Set<string>();
 
   get id(): string {
@@ -49,6 +50,7 @@ export abstract class OciRuntimeRunner implements BenchRunner {
   }
 
   async prepare(context: RunnerContext): Promise<void> {
+    this.workDir = context.workDir;
     this.bundleDir = path.join(context.workDir, 'bundle');
     this.stateRoot = path.join(context.workDir, 'state');
     fs.mkdirSync(this.stateRoot, { recursive: true });
@@ -91,6 +93,9 @@ export abstract class OciRuntimeRunner implements BenchRunner {
 
   async cleanup(): Promise<void> {
     for (const id of [...this.live]) await this.remove(id);
+    // Anything of ours still alive (a runsc sandbox or gofer, a runtime killed mid-start) names our dir.
+    if (this.workDir) await killProcessesMentioning(this.workDir);
+    this.workDir = undefined;
     this.bundleDir = undefined;
     this.stateRoot = undefined;
   }
