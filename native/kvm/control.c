@@ -120,6 +120,7 @@ static void request_stop_locked(bh_vm *vm, bh_exit_reason reason, const char *wh
         snprintf(vm->stop_why, sizeof vm->stop_why, "%s", why ? why : "stop requested");
     }
     bh_control_kick_all_locked(vm);
+    pthread_cond_broadcast(&vm->control); /* a pause in progress gives up */
 }
 
 /* ----------------------------------------------------------------------------------------------- */
@@ -162,7 +163,14 @@ int bh_vm_start(bh_vm *vm, bh_error *err)
         return bh_fail(err, BH_E_SYSTEM, rc, "pthread_create for a vCPU thread failed: %s", strerror(rc));
     }
     pthread_mutex_unlock(&vm->lock);
+    /* Announce RUNNING before any vCPU can run, so callbacks arrive in order (RUNNING before a
+     * STOPPED caused by a guest that halts at once). */
     bh_control_notify_state(vm, BH_VM_RUNNING);
+    pthread_mutex_lock(&vm->lock);
+    vm->released = true;
+    for (uint32_t i = 0; i < vm->vcpu_count; i++)
+        pthread_cond_broadcast(&vm->vcpus[i].wake);
+    pthread_mutex_unlock(&vm->lock);
     return BH_OK;
 }
 
@@ -221,7 +229,14 @@ int bh_vm_resume(bh_vm *vm, bh_error *err)
     for (uint32_t i = 0; i < vm->vcpu_count; i++)
         pthread_cond_broadcast(&vm->vcpus[i].wake);
     pthread_mutex_unlock(&vm->lock);
+    /* Announce RUNNING before any vCPU can run, so callbacks arrive in order (RUNNING before a
+     * STOPPED caused by a guest that halts at once). */
     bh_control_notify_state(vm, BH_VM_RUNNING);
+    pthread_mutex_lock(&vm->lock);
+    vm->released = true;
+    for (uint32_t i = 0; i < vm->vcpu_count; i++)
+        pthread_cond_broadcast(&vm->vcpus[i].wake);
+    pthread_mutex_unlock(&vm->lock);
     return BH_OK;
 }
 

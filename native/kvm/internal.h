@@ -90,6 +90,7 @@ struct bh_vm {
     pthread_mutex_t join_lock; /* serialises joining the vCPU threads between concurrent stops */
     bool sync_ready;
     bh_vm_state state;
+    bool released;        /* bh_vm_start has announced RUNNING: vCPU threads may enter KVM_RUN */
     bool pause_requested;
     bool stop_requested;
     bh_exit_reason stop_reason;

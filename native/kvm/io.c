@@ -85,7 +85,9 @@ static bh_io_outcome wait_for_completion(bh_vcpu *vcpu, bh_io_access *access)
     pthread_mutex_lock(&vm->lock);
     vcpu->phase = BH_PHASE_IO_WAIT;
     pthread_cond_broadcast(&vm->control); /* a pause in progress counts this vCPU as parked */
-    while (!vcpu->io_completed && !vm->stop_requested)
+    /* A completion that arrives while the VM is paused is kept until resume: the rest of a string
+     * I/O must not reach device handlers while the VM is paused. */
+    while ((!vcpu->io_completed || vm->pause_requested) && !vm->stop_requested)
         pthread_cond_wait(&vcpu->wake, &vm->lock);
     vcpu->phase = BH_PHASE_RUNNING;
     if (!vcpu->io_completed) {

@@ -39,6 +39,10 @@ static bool wait_until_runnable(bh_vcpu *vcpu)
     bh_vm *vm = vcpu->vm;
     bool run;
     pthread_mutex_lock(&vm->lock);
+    /* Until bh_vm_start has reported RUNNING, stay "running" (not parked) so that a concurrent
+     * pause cannot complete, and report PAUSED, before RUNNING was reported. */
+    while (!vm->released && !vm->stop_requested)
+        pthread_cond_wait(&vcpu->wake, &vm->lock);
     while (vm->pause_requested && !vm->stop_requested) {
         vcpu->phase = BH_PHASE_PARKED;
         pthread_cond_broadcast(&vm->control);

@@ -75,8 +75,11 @@ int bh_vcpu_create(bh_vm *vm, uint32_t index, const struct kvm_cpuid2 *cpuid, bh
     vm->vcpu_count = index + 1; /* from here on destroy must clean this vCPU up */
 
     vcpu->fd = ioctl(vm->fd, KVM_CREATE_VCPU, (unsigned long)index);
-    if (vcpu->fd < 0)
-        return bh_fail_errno(err, "KVM_CREATE_VCPU");
+    if (vcpu->fd < 0) {
+        int e = errno;
+        return bh_fail(err, e == ENOMEM ? BH_E_NOMEM : BH_E_SYSTEM, e, "KVM_CREATE_VCPU for vCPU %u failed: %s",
+                       index, strerror(e));
+    }
     vcpu->run_size = (size_t)vm->kvm->vcpu_mmap_size;
     void *run = mmap(NULL, vcpu->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
     if (run == MAP_FAILED)

@@ -226,6 +226,8 @@ void bh_vm_destroy(bh_vm *vm)
 
 bh_vm_state bh_vm_get_state(const bh_vm *vm)
 {
+    if (!vm)
+        return BH_VM_STOPPED;
     bh_vm *m = (bh_vm *)vm; /* locking mutates the mutex, not the VM */
     pthread_mutex_lock(&m->lock);
     bh_vm_state s = m->state;

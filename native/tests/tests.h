@@ -27,6 +27,7 @@
     X(control_from_vcpu_thread_and_misuse)         \
     X(destroy_while_running)                       \
     X(irqfd_and_ioeventfd)                         \
+    X(partial_create_frees_everything)             \
     X(create_run_destroy_200_cycles_no_leaks)      \
     X(cycles_no_leaks_unsanitized_exact_maps)
 
