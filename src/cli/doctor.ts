@@ -1,5 +1,93 @@
-// Placeholder until the doctor command lands.
-export async function run(_argv: string[]): Promise<number> {
-  process.stderr.write('bulkhead doctor: not implemented yet\n');
-  return 1;
+/**
+ * `bulkhead doctor [--json]`: what this host can run. Human text by default; `--json` prints the probe
+ * report (see src/host/probe.ts) for machines. Exit status 0 when the probe ran, 2 on a usage error.
+ */
+import { probeHost, type Finding, type HostReport } from '../host/probe';
+
+const USAGE = 'usage: bulkhead doctor [--json]';
+
+function indent(label: string, text: string): string {
+  const pad = ' '.repeat(12);
+  return `${label.padEnd(12)}${text}`.replace(/\n/g, `\n${pad}`);
+}
+
+function explain(f: Finding): string[] {
+  const lines = [indent('', `meaning: ${f.meaning}`)];
+  if (!f.ok && f.fix) lines.push(indent('', `fix: ${f.fix}`));
+  return lines;
+}
+
+const mark = (ok: boolean): string => (ok ? 'ok ' : 'no ');
+
+export function formatReport(r: HostReport): string {
+  const out: string[] = ['bulkhead doctor: what this host can run', ''];
+
+  const k = r.kvm;
+  const kvmState = !k.present
+    ? '/dev/kvm missing'
+    : k.accessible
+      ? `/dev/kvm accessible (API ${k.apiVersion}, max ${k.maxVcpus} vCPUs)`
+      : `/dev/kvm not usable (${k.reason}: ${k.detail ?? ''})`;
+  out.push(indent(`${mark(k.ok)}KVM`, `${kvmState}; mode: ${k.mode}`));
+  out.push(
+    indent(
+      '',
+      `cpu: vmx=${k.cpu.vmx ? 'yes' : 'no'} svm=${k.cpu.svm ? 'yes' : 'no'}; modules: ${k.modules.join(', ') || 'none'}`,
+    ),
+  );
+  out.push(...explain(k));
+  if (k.capabilities) {
+    const caps = Object.entries(k.capabilities).map(([n, v]) => `${n.replace(/^KVM_CAP_/, '')}=${v}`);
+    out.push(indent('', `capabilities: ${caps.join(' ')}`));
+  }
+  out.push('');
+
+  const x = r.xen;
+  out.push(
+    indent(
+      `${mark(x.ok)}Xen`,
+      `dom0: ${x.dom0 ? 'yes' : 'no'}; privcmd: ${x.privcmd ? 'yes' : 'no'}; libxenctrl: ${
+        x.libxenctrl.loadable ? `loadable (${x.libxenctrl.name})` : 'not loadable'
+      }`,
+    ),
+  );
+  out.push(...explain(x), '');
+
+  const v = r.vsock;
+  out.push(
+    indent(
+      `${mark(v.ok)}vsock`,
+      `/dev/vhost-vsock: ${v.vhostVsock ? 'yes' : 'no'}; /dev/vsock: ${v.vsockDevice ? 'yes' : 'no'}; AF_VSOCK: ${
+        v.afVsock.ok ? 'yes' : `no (${v.afVsock.message})`
+      }`,
+    ),
+  );
+  out.push(...explain(v), '');
+
+  const q = r.qemu;
+  out.push(indent(`${mark(q.ok)}QEMU`, q.found ? `${q.path} (version ${q.version ?? 'unknown'})` : 'qemu-system-x86_64 not on PATH'));
+  out.push(...explain(q), '');
+
+  if (!r.addon.ok) {
+    out.push(indent('no addon', r.addon.error ?? ''), ...explain(r.addon), '');
+  }
+  out.push(`verdict: ${r.verdict}`);
+  return out.join('\n') + '\n';
+}
+
+export async function run(argv: string[]): Promise<number> {
+  let json = false;
+  for (const arg of argv) {
+    if (arg === '--json') json = true;
+    else if (arg === '-h' || arg === '--help') {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    } else {
+      process.stderr.write(`bulkhead doctor: unknown option ${JSON.stringify(arg)}\n${USAGE}\n`);
+      return 2;
+    }
+  }
+  const report = probeHost();
+  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+  return 0;
 }
