@@ -97,7 +97,7 @@ export async function buildKernel(opts: KernelBuildOptions = {}): Promise<Kernel
   const log = (line: string) => progress?.note(line);
   const kernels = cacheDir('kernels');
   const lock = await acquireLock(path.join(kernels, `${key}.lock`), {
-    onWait: (pid) => log(`waiting for pid ${pid}, which is building ${key}`),
+    onWait: (pid) => progress?.update(`waiting for pid ${pid}, which is building ${key}`),
   });
   try {
     const raced = readCached(key);
