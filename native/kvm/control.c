@@ -117,7 +117,7 @@ static void request_stop_locked(bh_vm *vm, bh_exit_reason reason, const char *wh
     if (!vm->stop_requested) {
         vm->stop_requested = true;
         vm->stop_reason = reason;
-        snprintf(vm->stop_why, sizeof vm->stop_why, "%s", why ? why : "stop requested");
+        bh_copy_text(vm->stop_why, sizeof vm->stop_why, why ? why : "stop requested");
     }
     bh_control_kick_all_locked(vm);
     pthread_cond_broadcast(&vm->control); /* a pause in progress gives up */
@@ -219,10 +219,11 @@ int bh_vm_resume(bh_vm *vm, bh_error *err)
     if (!vm)
         return bh_fail(err, BH_E_INVALID_ARG, 0, "bh_vm_resume: vm is NULL");
     pthread_mutex_lock(&vm->lock);
-    if (vm->state != BH_VM_PAUSED) {
+    if (vm->state != BH_VM_PAUSED || vm->stop_requested) {
         bh_vm_state s = vm->state;
         pthread_mutex_unlock(&vm->lock);
-        return bh_fail(err, BH_E_STATE, 0, "cannot resume a VM that is %s (only a paused VM resumes)", state_name(s));
+        return bh_fail(err, BH_E_STATE, 0, "cannot resume a VM that is %s (only a paused VM resumes)",
+                       s == BH_VM_PAUSED ? "stopping" : state_name(s));
     }
     vm->pause_requested = false;
     vm->state = BH_VM_RUNNING;
@@ -267,9 +268,8 @@ static bool before(const struct timespec *a, const struct timespec *b)
     return a->tv_sec < b->tv_sec || (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
 }
 
-/* With vm->lock held: wait (re-kicking) until every vCPU thread has left its loop. The control
- * condvar uses CLOCK_REALTIME by default, so each short wait is measured against the monotonic
- * deadline separately. */
+/* With vm->lock held: wait (re-kicking, in case a thread was between checks) until every vCPU
+ * thread has left its loop. vm->control waits on CLOCK_MONOTONIC (see vm.c). */
 static bool wait_threads_exited_locked(bh_vm *vm)
 {
     struct timespec deadline, now;
@@ -280,12 +280,7 @@ static bool wait_threads_exited_locked(bh_vm *vm)
             return false;
         bh_control_kick_all_locked(vm);
         struct timespec slice;
-        clock_gettime(CLOCK_REALTIME, &slice);
-        slice.tv_nsec += STOP_KICK_INTERVAL_NS;
-        if (slice.tv_nsec >= 1000000000L) {
-            slice.tv_sec++;
-            slice.tv_nsec -= 1000000000L;
-        }
+        deadline_after(&slice, STOP_KICK_INTERVAL_NS);
         pthread_cond_timedwait(&vm->control, &vm->lock, &slice);
     }
     return true;

@@ -32,3 +32,13 @@ void bh_clear_error(bh_error *err)
         err->message[0] = '\0';
     }
 }
+
+void bh_copy_text(char *dst, size_t size, const char *src)
+{
+    if (size == 0)
+        return;
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    if (n)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
+}

@@ -109,6 +109,8 @@ int bh_fail(bh_error *err, bh_status code, int sys_errno, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int bh_fail_errno(bh_error *err, const char *what); /* BH_E_SYSTEM with the current errno */
 void bh_clear_error(bh_error *err);
+/* Copies a NUL-terminated string, truncating to fit (messages are for people; cutting is fine). */
+void bh_copy_text(char *dst, size_t size, const char *src);
 
 /* system.c */
 int bh_kvm_ioctl_retry(int fd, unsigned long request, void *arg); /* retries EINTR */

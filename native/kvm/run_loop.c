@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 
 typedef enum loop_step {
     STEP_CONTINUE,
@@ -17,18 +18,51 @@ typedef enum loop_step {
     STEP_STOPPED, /* the VM is stopping */
 } loop_step;
 
-/* With every other signal blocked, only the kick signal interrupts KVM_RUN. Synchronous fault
- * signals stay deliverable so a host crash handler still sees a bug in this thread. */
-static void set_thread_signal_mask(void)
+/*
+ * Signals on a vCPU thread. Everything is blocked here except synchronous fault signals (so a host
+ * crash handler still sees a bug in this thread). The kick signal is unblocked only *inside* KVM_RUN
+ * through KVM_SET_SIGNAL_MASK, so a kick never interrupts a device handler's own system calls with
+ * EINTR: a kick that arrives outside KVM_RUN stays pending, and immediate_exit (or the pending signal)
+ * makes the next KVM_RUN return at once. The pending signal is then consumed by drain_kicks().
+ * If KVM_SET_SIGNAL_MASK is refused, the kick signal is simply left unblocked.
+ */
+static void set_thread_signal_mask(bh_vcpu *vcpu)
 {
     sigset_t set;
     sigfillset(&set);
-    sigdelset(&set, bh_vcpu_kick_signal());
     sigdelset(&set, SIGSEGV);
     sigdelset(&set, SIGBUS);
     sigdelset(&set, SIGFPE);
     sigdelset(&set, SIGILL);
     pthread_sigmask(SIG_SETMASK, &set, NULL);
+
+    sigset_t in_run = set;
+    sigdelset(&in_run, bh_vcpu_kick_signal());
+    /* The kernel's sigset is 8 bytes on x86-64: the first 8 bytes of glibc's sigset_t. */
+    union {
+        struct kvm_signal_mask head;
+        uint8_t bytes[sizeof(struct kvm_signal_mask) + 8];
+    } mask;
+    memset(&mask, 0, sizeof mask);
+    mask.head.len = 8;
+    memcpy(mask.head.sigset, &in_run, 8);
+    if (ioctl(vcpu->fd, KVM_SET_SIGNAL_MASK, &mask) < 0) {
+        sigset_t kick;
+        sigemptyset(&kick);
+        sigaddset(&kick, bh_vcpu_kick_signal());
+        pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+    }
+}
+
+/* Consumes kicks left pending (blocked) outside KVM_RUN, so they do not end every later KVM_RUN. */
+static void drain_kicks(void)
+{
+    sigset_t kick;
+    sigemptyset(&kick);
+    sigaddset(&kick, bh_vcpu_kick_signal());
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&kick, NULL, &zero) > 0) {
+    }
 }
 
 /* Parks while paused. Returns false when the VM is stopping. Clearing immediate_exit under the lock
@@ -59,7 +93,7 @@ static bool wait_until_runnable(bh_vcpu *vcpu)
 static loop_step leave(bh_vcpu_exit *exit, bh_exit_reason reason, const char *what)
 {
     exit->reason = reason;
-    snprintf(exit->message, sizeof exit->message, "%s", what);
+    bh_copy_text(exit->message, sizeof exit->message, what);
     return STEP_LEAVE;
 }
 
@@ -200,8 +234,10 @@ static loop_step handle_exit(bh_vcpu *vcpu, bh_vcpu_exit *exit)
 /* KVM_RUN returned an error: EINTR/EAGAIN are kicks; anything else is fatal for this vCPU. */
 static loop_step handle_run_error(bh_vcpu_exit *exit, int e)
 {
-    if (e == EINTR || e == EAGAIN)
+    if (e == EINTR || e == EAGAIN) {
+        drain_kicks();
         return STEP_CONTINUE;
+    }
     exit->reason = BH_EXIT_RUN_FAILED;
     exit->error_errno = e;
     snprintf(exit->message, sizeof exit->message, "KVM_RUN failed: %s", strerror(e));
@@ -213,7 +249,7 @@ static void describe_stop(bh_vcpu *vcpu, bh_vcpu_exit *exit)
     bh_vm *vm = vcpu->vm;
     pthread_mutex_lock(&vm->lock);
     exit->reason = vm->stop_reason;
-    snprintf(exit->message, sizeof exit->message, "%s", vm->stop_why);
+    bh_copy_text(exit->message, sizeof exit->message, vm->stop_why);
     pthread_mutex_unlock(&vm->lock);
 }
 
@@ -236,7 +272,9 @@ static void finish(bh_vcpu *vcpu, bh_vcpu_exit *exit)
     if (exit->reason != BH_EXIT_HLT && exit->reason != BH_EXIT_STOPPED &&
         exit->reason != BH_EXIT_GUEST_REQUEST) {
         char why[128];
-        snprintf(why, sizeof why, "vCPU %u: %s", vcpu->index, exit->message);
+        int used = snprintf(why, sizeof why, "vCPU %u: ", vcpu->index);
+        if (used > 0 && (size_t)used < sizeof why)
+            bh_copy_text(why + used, sizeof why - (size_t)used, exit->message);
         bh_vm_request_stop(vm, BH_EXIT_STOPPED, why);
     }
     if (vm->config.on_exit)
@@ -260,7 +298,7 @@ void *bh_vcpu_thread_main(void *arg)
     loop_step step = STEP_CONTINUE;
 
     bh_control_bind_thread(vcpu->vm, vcpu->index);
-    set_thread_signal_mask();
+    set_thread_signal_mask(vcpu);
     while (step == STEP_CONTINUE) {
         if (!wait_until_runnable(vcpu)) {
             step = STEP_STOPPED;

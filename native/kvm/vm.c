@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MIB (1024ULL * 1024ULL)
@@ -58,7 +59,12 @@ static int init_sync(bh_vm *vm, bh_error *err)
         pthread_mutex_destroy(&vm->lock);
         return bh_fail(err, BH_E_SYSTEM, rc, "pthread_mutex_init failed");
     }
-    rc = pthread_cond_init(&vm->control, NULL);
+    /* Monotonic, so the bounded waits of bh_vm_stop do not stretch when the wall clock jumps. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    rc = pthread_cond_init(&vm->control, &attr);
+    pthread_condattr_destroy(&attr);
     if (rc != 0) {
         pthread_mutex_destroy(&vm->join_lock);
         pthread_mutex_destroy(&vm->lock);

@@ -17,6 +17,9 @@
     X(guest_host_shared_memory)                    \
     X(hlt_exit)                                    \
     X(triple_fault_shutdown)                       \
+    X(io_handler_error_stops_vm)                   \
+    X(io_completed_not_ok_stops_vm)                \
+    X(unemulated_instruction_reported)             \
     X(stop_spinning_cpl0_interrupts_off)           \
     X(stop_spinning_cpl3_interrupts_off)           \
     X(pause_resume_spinning_guest)                 \
@@ -25,6 +28,7 @@
     X(io_pending_stop_while_waiting)               \
     X(io_pending_pause_while_waiting)              \
     X(control_from_vcpu_thread_and_misuse)         \
+    X(kick_does_not_interrupt_handler)             \
     X(destroy_while_running)                       \
     X(irqfd_and_ioeventfd)                         \
     X(partial_create_frees_everything)             \
