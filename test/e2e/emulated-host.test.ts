@@ -1,7 +1,8 @@
 // The emulated host end to end: one boot, many commands. Inside must look like a hardware
 // virtualization host (svm in cpuinfo, kvm_amd, /dev/kvm) that runs the real host's node.
 import t from 'tap';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
 import * as os from 'node:os';
 import { EmulatedHost } from '../../src/host/emulated';
 import { isRunning, kernel, qemu, waitUntil } from './helpers';
@@ -14,8 +15,9 @@ t.test('emulated host', async (t) => {
   const k = await kernel('host');
   if (!k.ok) return void t.skip(k.reason, async () => undefined);
 
+  const results = t.testdir();
   const started = Date.now();
-  const host = await EmulatedHost.start({ kernel: k.value.vmlinux });
+  const host = await EmulatedHost.start({ kernel: k.value.vmlinux, writableDirs: [results] });
   t.teardown(() => host.stop());
   t.comment(`boot: ${host.bootMs} ms to the agent (start() took ${Date.now() - started} ms)`);
   t.ok(host.bootMs <= 15_000, `boots in <= 15 s (${host.bootMs} ms)`);
@@ -106,6 +108,13 @@ t.test('emulated host', async (t) => {
     const w = await host.run(['sh', '-c', `echo x > ${marker} && cat ${marker}`]);
     t.equal(w.stdout, 'x\n', 'writable (tmpfs overlay)');
     t.notOk(existsSync(marker), 'the write did not reach the real host');
+  });
+
+  t.test('writableDirs are shared read-write at the same path', async (t) => {
+    const file = path.join(results, 'from-inside.txt');
+    const r = await host.runNode(['-e', `require('fs').writeFileSync(${JSON.stringify(file)}, 'kept\\n')`]);
+    t.equal(r.exitCode, 0, r.stderr);
+    t.equal(readFileSync(file, 'utf8'), 'kept\n', 'the file reached the real host');
   });
 
   t.test('stop() leaves no QEMU process', async (t) => {

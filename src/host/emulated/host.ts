@@ -37,6 +37,11 @@ export interface EmulatedHostOptions {
   share?: string;
   /** 9p cache mode (default `loose`: fast, but host changes after boot may be seen late). */
   cache9p?: 'loose' | 'mmap' | 'none';
+  /**
+   * Real-host directories mounted read-write at the same path inside (uncached 9p), for results a
+   * test wants to keep: everything else written inside is lost at stop().
+   */
+  writableDirs?: readonly string[];
   /** Boot deadline, from QEMU start to the agent's first message (default 60 000 ms). */
   bootTimeoutMs?: number;
   /** Extra kernel command-line arguments. */
@@ -136,6 +141,12 @@ export class EmulatedHost {
     }
     if (!existsSync(kernel)) throw new InvalidConfigError('kernel', kernel, 'an existing vmlinux or bzImage');
 
+    const writableDirs = (opts.writableDirs ?? []).map((d) => path.resolve(d));
+    for (const dir of writableDirs) {
+      if (!existsSync(dir) || /[\s,'"\\]/.test(dir)) {
+        throw new InvalidConfigError('writableDirs', dir, 'existing directories whose paths have no spaces, commas or quotes');
+      }
+    }
     sweepStaleRunDirs();
     const runDir = mkdtempSync(path.join(os.tmpdir(), RUN_DIR_PREFIX));
     const initrd = path.join(runDir, 'initramfs.cpio');
@@ -149,6 +160,7 @@ export class EmulatedHost {
         cache9p: opts.cache9p ?? 'loose',
         msize: 512000,
         hostname: 'bulkhead-emulated',
+        writable: writableDirs.map((dir, i) => ({ tag: `rw${i}`, path: dir })),
       }),
     );
     const append = ['console=ttyS0', 'reboot=t', 'panic=-1', 'loglevel=4', 'rdinit=/init', opts.append ?? '']
@@ -168,6 +180,7 @@ export class EmulatedHost {
       mountTag: MOUNT_TAG,
       controlSocket,
       pidFile: path.join(runDir, 'qemu.pid'),
+      writable: writableDirs.map((dir, i) => ({ tag: `rw${i}`, path: dir })),
       extraArgs: opts.qemuArgs ?? [],
     });
 
@@ -276,6 +289,23 @@ export class EmulatedHost {
     });
   }
 
+  /** Runs the real host's node (same binary, same path) with `args`. */
+  runNode(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    return this.run([process.execPath, ...args], opts);
+  }
+
+  /**
+   * Runs this package's `bulkhead` CLI inside, e.g. `host.bulkhead(['doctor', '--json'])`. Uses the
+   * compiled dist/cjs/cli/main.js (run `npm run build:ts` first).
+   */
+  bulkhead(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    const main = path.join(packageRoot(), 'dist', 'cjs', 'cli', 'main.js');
+    if (!existsSync(main)) {
+      return Promise.reject(new BulkheadError('HOST_UNAVAILABLE', `${main} does not exist: run npm run build:ts first`));
+    }
+    return this.runNode([main, ...args], { cwd: packageRoot(), ...opts });
+  }
+
   private send(msg: HostToAgent): void {
     this.socket.write(encodeMessage(msg));
   }
@@ -359,6 +389,12 @@ export class EmulatedHost {
     this.removeExitHook();
     rmSync(this.runDir, { recursive: true, force: true });
   }
+}
+
+function packageRoot(): string {
+  let dir = __dirname;
+  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
 }
 
 /**

@@ -15,6 +15,8 @@ export interface InitSettings {
   cache9p: string;
   msize: number;
   hostname: string;
+  /** Read-write 9p shares mounted at the same path inside (paths without spaces). */
+  writable?: readonly { tag: string; path: string }[];
 }
 
 export function envFile(s: InitSettings): string {
@@ -26,6 +28,7 @@ export function envFile(s: InitSettings): string {
     `CACHE_9P=${q(s.cache9p)}`,
     `MSIZE=${q(s.msize)}`,
     `HOST_NAME=${q(s.hostname)}`,
+    `RW_SHARES=${q((s.writable ?? []).map((w) => `${w.tag}:${w.path}`).join(' '))}`,
     '',
   ].join('\n');
 }
@@ -52,6 +55,12 @@ mount -t overlay -o lowerdir=/mnt/host,upperdir=/mnt/rw/upper,workdir=/mnt/rw/wo
   || fail "cannot mount the overlay"
 
 R=/newroot
+for share in $RW_SHARES; do
+  tag=\${share%%:*}; dir=\${share#*:}
+  mkdir -p "$R$dir"
+  mount -t 9p -o "trans=virtio,version=9p2000.L,msize=$MSIZE,cache=none" "$tag" "$R$dir" \\
+    || fail "cannot mount the writable share $dir"
+done
 mount -t proc proc $R/proc || fail "no /proc in the new root"
 mount -t sysfs sysfs $R/sys
 mount -t devtmpfs devtmpfs $R/dev

@@ -25,6 +25,8 @@ export interface QemuSettings {
   mountTag: string;
   controlSocket: string;
   pidFile: string;
+  /** Extra read-write shares: 9p tag and real-host path. */
+  writable: readonly { tag: string; path: string }[];
   extraArgs: readonly string[];
 }
 
@@ -41,6 +43,9 @@ export function qemuArgs(s: QemuSettings): string[] {
     '-initrd', s.initrd,
     '-append', s.append,
     '-virtfs', `local,path=${s.share},mount_tag=${s.mountTag},security_model=none,readonly=on,multidevs=remap`,
+    ...s.writable.flatMap((w) => [
+      '-virtfs', `local,path=${w.path},mount_tag=${w.tag},security_model=none,multidevs=remap`,
+    ]),
     '-device', 'virtio-serial-pci',
     '-chardev', `socket,path=${s.controlSocket},server=on,wait=off,id=ctl`,
     '-device', `virtserialport,chardev=ctl,name=${CONTROL_PORT_NAME}`,
