@@ -340,7 +340,7 @@ export class EmulatedHost {
     if (initial.length > 0) decoder.push(initial);
     this.socket.on('error', () => undefined); // 'close' below handles it
     void this.exitPromise.then(() => {
-      if (this.state !== 'stopped') {
+      if (this.state === 'running') {
         this.finish(
           new BulkheadError('HOST_UNAVAILABLE', `the emulated host exited unexpectedly\n${this.consoleLog.text.slice(-2000)}`),
         );
