@@ -17,7 +17,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BulkheadError, InvalidConfigError, InvalidStateError } from '../../errors';
-import { findKernel } from '../../kernel';
+import { buildKernel, findKernel } from '../../kernel';
 import { buildInitramfs } from './initramfs';
 import { encodeMessage, LineDecoder, type AgentToHost, type HostToAgent } from './protocol';
 import { findQemu, launchQemu } from './qemu';
@@ -25,6 +25,8 @@ import { findQemu, launchQemu } from './qemu';
 export interface EmulatedHostOptions {
   /** Host kernel (vmlinux with a PVH note, or a bzImage). Default: the cached `host` kernel. */
   kernel?: string;
+  /** Build the `host` kernel if it is not cached yet (minutes, progress on stderr). Default false. */
+  buildKernel?: boolean;
   /** Guest RAM in MiB (default 4096). */
   memoryMiB?: number;
   /** vCPUs (default 2). */
@@ -132,11 +134,13 @@ export class EmulatedHost {
     if (!qemuBin) {
       throw new BulkheadError('HOST_UNAVAILABLE', 'qemu-system-x86_64 not found (apt-get install qemu-system-x86)');
     }
-    const kernel = opts.kernel ?? (await findKernel({ config: 'host' }))?.vmlinux;
+    const kernel =
+      opts.kernel ??
+      (opts.buildKernel ? (await buildKernel({ config: 'host' })).vmlinux : (await findKernel({ config: 'host' }))?.vmlinux);
     if (!kernel) {
       throw new BulkheadError(
         'HOST_UNAVAILABLE',
-        'no emulated-host kernel built yet; run: bulkhead kernel build --config host (or pass options.kernel)',
+        'no emulated-host kernel built yet; run: bulkhead kernel build --config host (or pass buildKernel: true)',
       );
     }
     if (!existsSync(kernel)) throw new InvalidConfigError('kernel', kernel, 'an existing vmlinux or bzImage');
