@@ -3,7 +3,7 @@
 #   make -C native tools        tests/out/tools/bh-boot, the standalone VMM (core + boot + devices)
 #   make -C native boot-test    the loader/device tests (tests/boot_*.c) under ASan+UBSan, TAP
 #   make -C native fuzz-smoke   the kernel-image fuzzer (libFuzzer + ASan + UBSan), a short run
-#   make -C native test         also runs boot-test (added as a prerequisite below)
+#   make -C native test         also runs boot-test and fuzz-smoke (prerequisites added below)
 #
 # Included right after TEST_SRCS is defined so the boot tests, which have their own runner, stay
 # out of the core's run_tests.
@@ -22,7 +22,7 @@ BOOT_TOOL_CFLAGS := -std=gnu11 -O2 -g -pthread -Iinclude -I. -Wall -Wextra -Werr
 BOOT_SAN_CFLAGS = $(BASE_CFLAGS) $(SAN)
 BOOT_ALL_HDRS = include/bulkhead.h kvm/internal.h devices/bus.h $(BOOT_HDRS)
 
-.PHONY: tools boot-test fuzz-smoke fuzz
+.PHONY: tools boot-test fuzz-smoke fuzz guest-init
 
 tools: $(OUT)/tools/bh-boot
 
@@ -37,7 +37,7 @@ $(OUT)/boot_tests: $(BOOT_TEST_SRCS) $(BOOT_SRCS) $(BOOT_CORE_SRCS) $(BOOT_ALL_H
 boot-test: $(OUT)/boot_tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 ./$(OUT)/boot_tests $(BOOT_TESTS)
 
-test: boot-test
+test: boot-test fuzz-smoke
 
 # The fuzzer needs only the parser: no /dev/kvm, no VM.
 FUZZ_CC := clang
@@ -45,7 +45,8 @@ FUZZ_SRCS := fuzz/fuzz_kernel_image.c boot/kernel_image.c boot/elf.c boot/bzimag
 	boot/placement.c boot/e820.c boot/boot_error.c
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -Iinclude -I. -fsanitize=fuzzer,address,undefined \
 	-fno-sanitize-recover=all
-FUZZ_RUNS ?= 20000
+FUZZ_RUNS ?= 50000
+FUZZ_SECONDS ?= 20
 
 $(OUT)/fuzz_kernel_image: $(FUZZ_SRCS) $(BOOT_HDRS) include/bulkhead.h
 	@mkdir -p $(dir $@)
@@ -55,4 +56,12 @@ fuzz: $(OUT)/fuzz_kernel_image
 
 fuzz-smoke: $(OUT)/fuzz_kernel_image
 	@mkdir -p $(OUT)/fuzz-corpus
-	./$(OUT)/fuzz_kernel_image -runs=$(FUZZ_RUNS) -max_len=65536 -seed=1 $(OUT)/fuzz-corpus fuzz/seeds
+	./$(OUT)/fuzz_kernel_image -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
+		-seed=1 -artifact_prefix=$(OUT)/ $(OUT)/fuzz-corpus fuzz/seeds
+
+# The e2e test's PID 1 (test/e2e/boot.test.ts packs it into an initramfs).
+guest-init: $(OUT)/guest-init/init
+
+$(OUT)/guest-init/init: tests/guest-init/init.c
+	@mkdir -p $(dir $@)
+	$(CC) -static -Os -Wall -Wextra -Werror $< -o $@

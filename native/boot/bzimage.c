@@ -129,6 +129,10 @@ int bh_bzimage_parse(const uint8_t *data, size_t len, uint64_t low_ram_end, bh_k
         return bh_boot_invalid(err, "bzImage: %llu setup bytes but the file has only %zu "
                                     "(truncated image?)", (unsigned long long)setup_bytes, len);
     uint64_t payload = len - setup_bytes;
+    if (payload <= ENTRY64_OFFSET)
+        return bh_boot_invalid(err, "bzImage: the protected-mode kernel is %llu bytes, too short to "
+                                    "hold the 64-bit entry at +0x200 (truncated image?)",
+                               (unsigned long long)payload);
     uint64_t payload_end = BH_BOOT_BZIMAGE_LOAD + payload;
     uint64_t run_end = bz_decompress_base(h) + h->init_size;
     uint64_t end = payload_end > run_end ? payload_end : run_end;

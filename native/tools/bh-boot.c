@@ -2,9 +2,11 @@
  * bh-boot — boot a Linux kernel with bulkhead's core, loader and legacy devices.
  *
  *   bh-boot --kernel K [--initrd I] [--cmdline "..."] [--memory-mib N] [--vcpus N]
- *           [--timeout-ms N] [--entry 64|pvh] [--verbose]
+ *           [--timeout-ms N] [--entry 64|pvh] [--stdin-after TEXT] [--verbose]
  *
- * Serial (ttyS0) output goes to stdout, stdin goes to the guest's serial input. The exit status
+ * Serial (ttyS0) output goes to stdout, stdin goes to the guest's serial input (with
+ * --stdin-after, only once the console has printed TEXT: bytes sent before the guest's 8250
+ * driver starts are lost with the FIFO reset, as on real hardware). The exit status
  * says how the VM ended, and a last line on stderr says it in words:
  *   0 power-off  the guest halted every vCPU with interrupts off (Linux without ACPI has no power
  *                -off device: poweroff/halt end in "reboot: System halted" and HLT loops)
@@ -47,6 +49,7 @@ typedef struct options {
     uint32_t vcpus;
     uint64_t timeout_ms;
     bh_linux_entry entry;
+    const char *stdin_after;
     bool verbose;
 } options;
 
@@ -57,10 +60,12 @@ typedef struct session {
     bool panic_seen;
     char line[256];          /* the console line being assembled, for panic detection */
     size_t line_len;
+    const char *stdin_after; /* NULL once stdin may flow */
+    pthread_cond_t stdin_open;
     bh_serial *serial;
 } session;
 
-static session S = {.lock = PTHREAD_MUTEX_INITIALIZER};
+static session S = {.lock = PTHREAD_MUTEX_INITIALIZER, .stdin_open = PTHREAD_COND_INITIALIZER};
 
 static double now_s(void)
 {
@@ -72,7 +77,8 @@ static double now_s(void)
 static void usage(void)
 {
     fprintf(stderr, "usage: bh-boot --kernel K [--initrd I] [--cmdline \"...\"] [--memory-mib N] "
-                    "[--vcpus N] [--timeout-ms N] [--entry 64|pvh] [--verbose]\n");
+                    "[--vcpus N] [--timeout-ms N] [--entry 64|pvh] [--stdin-after TEXT] "
+                    "[--verbose]\n");
 }
 
 static int parse_options(int argc, char **argv, options *o)
@@ -82,6 +88,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"cmdline", required_argument, 0, 'c'}, {"memory-mib", required_argument, 0, 'm'},
         {"vcpus", required_argument, 0, 'n'},   {"timeout-ms", required_argument, 0, 't'},
         {"entry", required_argument, 0, 'e'},   {"verbose", no_argument, 0, 'v'},
+        {"stdin-after", required_argument, 0, 's'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     *o = (options){.cmdline = "console=ttyS0", .memory_mib = 256, .vcpus = 1};
     int c;
@@ -99,6 +106,7 @@ static int parse_options(int argc, char **argv, options *o)
             else return usage(), -1;
             break;
         case 'v': o->verbose = true; break;
+        case 's': o->stdin_after = optarg; break;
         default: return usage(), -1;
         }
     }
@@ -136,15 +144,20 @@ static uint8_t *read_file(const char *path, size_t *len)
 /* ------------------------------------------------------------------------------------------ */
 /* Console: serial output to stdout, panic detection, serial input from stdin                  */
 
+/* With S.lock held: track the current console line for the panic marker and --stdin-after. */
 static void console_line_byte(uint8_t b)
 {
-    if (b == '\n' || S.line_len == sizeof S.line - 1) {
-        S.line[S.line_len] = 0;
+    if (b != '\n' && b != '\r' && S.line_len < sizeof S.line - 1)
+        S.line[S.line_len++] = (char)b;
+    S.line[S.line_len] = 0;
+    if (S.stdin_after && strstr(S.line, S.stdin_after)) {
+        S.stdin_after = NULL;
+        pthread_cond_broadcast(&S.stdin_open);
+    }
+    if (b == '\n') {
         if (strstr(S.line, PANIC_MARKER))
             S.panic_seen = true;
         S.line_len = 0;
-    } else if (b != '\r') {
-        S.line[S.line_len++] = (char)b;
     }
 }
 
@@ -165,6 +178,10 @@ static void *console_input_thread(void *arg)
     (void)arg;
     uint8_t buf[256];
     ssize_t n;
+    pthread_mutex_lock(&S.lock);
+    while (S.stdin_after)
+        pthread_cond_wait(&S.stdin_open, &S.lock);
+    pthread_mutex_unlock(&S.lock);
     while ((n = read(STDIN_FILENO, buf, sizeof buf)) > 0) {
         size_t done = 0;
         while (done < (size_t)n) {
@@ -343,6 +360,7 @@ static int build_and_run(const options *o, const uint8_t *kernel, size_t klen, c
                 (unsigned long long)info.initrd_addr, (unsigned long long)info.initrd_size,
                 info.e820_entries, (now_s() - start) * 1000, info.notes[0] ? "; " : "", info.notes);
     pthread_t input;
+    S.stdin_after = o->stdin_after;
     if (pthread_create(&input, NULL, console_input_thread, NULL) == 0)
         pthread_detach(input);
     if (bh_vm_start(vm, &e) != 0) {
