@@ -192,11 +192,12 @@ int bh_vm_pause(bh_vm *vm, bh_error *err)
     if (rc)
         return rc;
     pthread_mutex_lock(&vm->lock);
-    if (vm->state != BH_VM_RUNNING || vm->stop_requested) {
+    if (vm->state != BH_VM_RUNNING || vm->stop_requested || vm->pause_requested) {
         bh_vm_state s = vm->state;
+        const char *detail = vm->stop_requested ? " (stopping)" : vm->pause_requested ? " (already pausing)" : "";
         pthread_mutex_unlock(&vm->lock);
         return bh_fail(err, BH_E_STATE, 0, "cannot pause a VM that is %s%s", state_name(s),
-                       s == BH_VM_RUNNING ? " (stopping)" : "");
+                       s == BH_VM_RUNNING ? detail : "");
     }
     vm->pause_requested = true;
     bh_control_kick_all_locked(vm);

@@ -171,3 +171,29 @@ const uint8_t g_ioev[] = {
     0xeb, 0xfe,                              /* jmp    0x1a */
 };
 const size_t g_ioev_len = sizeof g_ioev;
+
+/* 64-bit mode, CPL3: poll port 0x30 until a device answers 0x5a, then the done port */
+const uint8_t g_hotplug[] = {
+    0xe4, 0x30,                              /* 1: in     al,0x30 */
+    0x3c, 0x5a,                              /* cmp    al,0x5a */
+    0x75, 0xfa,                              /* jne    1b */
+    0xe6, 0x13,                              /* out    0x13,al */
+    0xeb, 0xfe,                              /* 2: jmp    2b */
+};
+const size_t g_hotplug_len = sizeof g_hotplug;
+
+/* 64-bit mode, CPL3: 10000 port writes to 0x30, then 10000 MMIO writes to 0xd0000000, then done */
+const uint8_t g_exitloop[] = {
+    0xb9, 0x10, 0x27, 0x00, 0x00,            /* mov    ecx,10000 */
+    0xe6, 0x30,                              /* 1: out    0x30,al */
+    0xff, 0xc9,                              /* dec    ecx */
+    0x75, 0xfa,                              /* jne    1b */
+    0xb9, 0x10, 0x27, 0x00, 0x00,            /* mov    ecx,10000 */
+    0xbb, 0x00, 0x00, 0x00, 0xd0,            /* mov    ebx,0xd0000000 */
+    0x89, 0x03,                              /* 2: mov    DWORD PTR [rbx],eax */
+    0xff, 0xc9,                              /* dec    ecx */
+    0x75, 0xfa,                              /* jne    2b */
+    0xe6, 0x13,                              /* out    0x13,al */
+    0xeb, 0xfe,                              /* 3: jmp    3b */
+};
+const size_t g_exitloop_len = sizeof g_exitloop;

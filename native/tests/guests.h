@@ -34,4 +34,10 @@ extern const size_t g_pending_len;
 extern const uint8_t g_ioev[];
 extern const size_t g_ioev_len;
 
+extern const uint8_t g_hotplug[];
+extern const size_t g_hotplug_len;
+
+extern const uint8_t g_exitloop[];
+extern const size_t g_exitloop_len;
+
 #endif

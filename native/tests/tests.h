@@ -15,6 +15,8 @@
     X(mmio_widths)                                 \
     X(unhandled_access_outside_ram)                \
     X(guest_host_shared_memory)                    \
+    X(register_after_start)                        \
+    X(exit_round_trip_cost)                        \
     X(hlt_exit)                                    \
     X(triple_fault_shutdown)                       \
     X(io_handler_error_stops_vm)                   \
