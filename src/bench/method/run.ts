@@ -3,12 +3,14 @@
  * (warm-ups first), summarise each metric as median [min-max] and as a ratio to the baseline (Docker,
  * or runc when Docker cannot run), and always undo every runner's setup, also when aborted.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
 import { caveatsFor, collectHostFacts } from '../host-facts';
 import { BenchAbortedError } from '../process';
+import { mountsUnder } from '../runners/dockerd';
 import { createRunners, RUNNER_NAMES, type BenchRunner, type RunnerLocation, type RunnerName } from '../runners';
 import { buildWorkload, iterationsFor, testsForGroups, WORKLOAD_GROUPS, type WorkloadGroup, type WorkloadTest } from '../workload';
 import type { BenchResults, MetricByRunner, MetricResult, RunnerOutcome } from './results';
@@ -134,7 +136,7 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
       log(`${runner.id}: cleaning up ...`);
       await runner.cleanup().catch((err: unknown) => log(`${runner.id}: cleanup failed: ${messageOf(err)}`));
     }
-    fs.rmSync(tmpRoot, { recursive: true, force: true });
+    removeWorkRoot(tmpRoot, log);
   }
 
   host = { ...host, runtimeVersions: versions, loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100) };
@@ -198,6 +200,19 @@ function headlineRatios(groups: readonly WorkloadGroup[], metrics: readonly Metr
     }
   }
   return headline;
+}
+
+/** Removes the run's temp root; a mount a runner failed to undo is unmounted first, never left busy. */
+function removeWorkRoot(dir: string, log: (m: string) => void): void {
+  for (const mp of mountsUnder(dir)) {
+    log(`unmounting ${mp}, left mounted by a runner`);
+    spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
+  }
+  try {
+    fs.rmSync(dir, { recursive: true, force: true });
+  } catch (err) {
+    log(`could not remove ${dir}: ${messageOf(err)}`);
+  }
 }
 
 function markFailed(outcome: RunnerOutcome, reason: string, log: (m: string) => void): void {
