@@ -1,11 +1,19 @@
 /*
  * control.c — the VM state machine: start, pause, resume, stop.
  *
+ *   CREATED --start--> RUNNING --pause--> PAUSED --resume--> RUNNING
+ *   any state --stop / request_stop / a fatal vCPU exit / every vCPU gone--> STOPPED (final)
+ *
  * Kicking a vCPU out of KVM_RUN takes two steps, because either alone has a window:
  *  - kvm_run->immediate_exit = 1 makes a KVM_RUN that has not yet entered the guest return EINTR;
  *  - a signal (SIGRTMIN+4, handler that does nothing, no SA_RESTART) interrupts one already inside.
+ *    vCPU threads unblock it only inside KVM_RUN (run_loop.c), so it never interrupts a handler.
  * Both are done with vm->lock held, and the vCPU clears immediate_exit with the lock held right
  * after checking the pause/stop flags, so no kick is ever lost.
+ *
+ * A vCPU waiting for bh_vcpu_complete_io counts as parked: pause does not wait for the embedder
+ * to answer, and stop wakes it. A handler that is running is not parked: pause and stop wait for
+ * it to return, so handlers should be short (or answer BH_IO_PENDING).
  */
 #include "internal.h"
 

@@ -197,3 +197,14 @@ const uint8_t g_exitloop[] = {
     0xeb, 0xfe,                              /* 3: jmp    3b */
 };
 const size_t g_exitloop_len = sizeof g_exitloop;
+
+/* 16-bit real mode: `rep outsb` of the 4 bytes at 0x500 to port 0x10, then HLT */
+const uint8_t g_string_pending[] = {
+    0xfc,                                    /* cld */
+    0xbe, 0x00, 0x05,                        /* mov    si,0x500 */
+    0xba, 0x10, 0x00,                        /* mov    dx,0x10 */
+    0xb9, 0x04, 0x00,                        /* mov    cx,0x4 */
+    0xf3, 0x6e,                              /* rep outs dx,BYTE PTR ds:[si] */
+    0xf4,                                    /* hlt */
+};
+const size_t g_string_pending_len = sizeof g_string_pending;

@@ -40,4 +40,7 @@ extern const size_t g_hotplug_len;
 extern const uint8_t g_exitloop[];
 extern const size_t g_exitloop_len;
 
+extern const uint8_t g_string_pending[];
+extern const size_t g_string_pending_len;
+
 #endif

@@ -486,3 +486,104 @@ void test_kick_does_not_interrupt_handler(void)
     CHECK(d.eintr == 0);
     tvm_destroy(&t);
 }
+
+/* Every access to port 0x10 is answered later by a completer thread, unless `hold` is set. */
+typedef struct auto_completer {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    test_vm *t;
+    int calls, completed;
+    uint8_t values[8];
+    bool hold, quit;
+} auto_completer;
+
+static bh_io_result deferred_handler(void *opaque, bh_io_access *access)
+{
+    auto_completer *c = opaque;
+    pthread_mutex_lock(&c->lock);
+    if (c->calls < 8)
+        c->values[c->calls] = access->data[0];
+    c->calls++;
+    pthread_cond_broadcast(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+    return BH_IO_PENDING;
+}
+
+static void *auto_complete(void *arg)
+{
+    auto_completer *c = arg;
+    bh_error e = {0};
+    pthread_mutex_lock(&c->lock);
+    while (!c->quit) {
+        if (c->hold || c->completed >= c->calls) {
+            pthread_cond_wait(&c->cond, &c->lock);
+            continue;
+        }
+        c->completed++;
+        pthread_mutex_unlock(&c->lock);
+        if (bh_vcpu_complete_io(c->t->vm, 0, NULL, 0, true, &e) != 0)
+            tap_diag("auto_complete: %s", e.message);
+        pthread_mutex_lock(&c->lock);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+static int completer_calls(auto_completer *c)
+{
+    pthread_mutex_lock(&c->lock);
+    int n = c->calls;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+/* `rep outsb` of 4 bytes where every element is pending. The first is completed while the VM is
+ * paused: no further element may reach the device until resume. */
+void test_io_pending_string_io_held_during_pause(void)
+{
+    test_vm t;
+    bh_error e = {0};
+    auto_completer c = {.hold = true};
+    pthread_mutex_init(&c.lock, NULL);
+    pthread_cond_init(&c.cond, NULL);
+    c.t = &t;
+    if (!tvm_create(&t, 2 * MIB, 1, false))
+        return;
+    const uint8_t bytes[4] = {0x11, 0x22, 0x33, 0x44};
+    REQUIRE_OK(bh_mem_write(t.vm, 0x500, bytes, 4, &e));
+    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x10, 1, deferred_handler, &c, &e));
+    REQUIRE_OK(gb_load(t.vm, 0x1000, g_string_pending, g_string_pending_len, &e));
+    REQUIRE_OK(gb_real_mode(t.vm, 0, 0x1000, &e));
+    pthread_t th;
+    REQUIRE(pthread_create(&th, NULL, auto_complete, &c) == 0);
+    REQUIRE_OK(bh_vm_start(t.vm, &e));
+    for (int i = 0; i < 5000 && completer_calls(&c) == 0; i++)
+        tap_sleep_ms(1);
+    CHECK(completer_calls(&c) == 1);
+    REQUIRE_OK(bh_vm_pause(t.vm, &e));
+    REQUIRE_OK(bh_vcpu_complete_io(t.vm, 0, NULL, 0, true, &e));
+    pthread_mutex_lock(&c.lock);
+    c.completed = 1;
+    pthread_mutex_unlock(&c.lock);
+    tap_sleep_ms(30);
+    CHECK(completer_calls(&c) == 1); /* held while paused */
+    pthread_mutex_lock(&c.lock);
+    c.hold = false;
+    pthread_cond_broadcast(&c.cond);
+    pthread_mutex_unlock(&c.lock);
+    REQUIRE_OK(bh_vm_resume(t.vm, &e));
+    bool exited = tvm_wait_exits(&t, 1, 10);
+    pthread_mutex_lock(&c.lock);
+    c.quit = true;
+    pthread_cond_broadcast(&c.cond);
+    pthread_mutex_unlock(&c.lock);
+    pthread_join(th, NULL);
+    REQUIRE(exited);
+    CHECK(t.exits[0].reason == BH_EXIT_HLT);
+    CHECK(c.calls == 4);
+    CHECK(memcmp(c.values, bytes, 4) == 0);
+    bh_vm_stats st;
+    bh_vm_get_stats(t.vm, &st);
+    tap_diag("4 pending string elements arrived in %llu port I/O exit(s)", (unsigned long long)st.pio_exits);
+    tvm_destroy(&t);
+}

@@ -29,6 +29,7 @@
     X(io_pending_completed_from_other_thread)      \
     X(io_pending_stop_while_waiting)               \
     X(io_pending_pause_while_waiting)              \
+    X(io_pending_string_io_held_during_pause)      \
     X(control_from_vcpu_thread_and_misuse)         \
     X(kick_does_not_interrupt_handler)             \
     X(destroy_while_running)                       \
