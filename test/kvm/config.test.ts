@@ -3,7 +3,7 @@
 import t from 'tap';
 import { BulkheadError, InvalidConfigError, KvmUnavailableError } from '../../src/errors';
 import { GuestMemoryOutOfRangeError, hostMemoryMiB, openHypervisor } from '../../src/kvm';
-import { kvmSkipReason } from './guests';
+import { kvmSkipReason } from './fixtures/guests';
 
 const skip = kvmSkipReason();
 

@@ -16,7 +16,7 @@ import {
   setupLongMode,
   setupRealMode,
   within,
-} from './guests';
+} from './fixtures/guests';
 
 const skip = kvmSkipReason();
 const summary = (a: IoAccess) => [a.space, a.addr, a.offset, a.size, a.isWrite, a.data];

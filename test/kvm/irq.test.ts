@@ -2,7 +2,7 @@
 // guest through the in-kernel PIC; ioeventfds count guest writes without an exit to user space.
 import t from 'tap';
 import { openHypervisor } from '../../src/kvm';
-import { EVENTFD_WRITES, kvmSkipReason, onDone, setupLongMode, setupRealMode, within } from './guests';
+import { EVENTFD_WRITES, kvmSkipReason, onDone, setupLongMode, setupRealMode, within } from './fixtures/guests';
 
 const skip = kvmSkipReason();
 

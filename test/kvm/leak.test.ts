@@ -4,7 +4,7 @@ import * as v8 from 'node:v8';
 import * as vmModule from 'node:vm';
 import t from 'tap';
 import { openHypervisor, type Kvm } from '../../src/kvm';
-import { HALT_AFTER_DONE, kvmSkipReason, onDone, setupLongMode, within } from './guests';
+import { HALT_AFTER_DONE, kvmSkipReason, onDone, setupLongMode, within } from './fixtures/guests';
 
 const skip = kvmSkipReason();
 const CYCLES = 200;

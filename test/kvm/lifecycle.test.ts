@@ -16,7 +16,7 @@ import {
   SPIN_AFTER_DONE,
   TRIPLE_FAULT,
   within,
-} from './guests';
+} from './fixtures/guests';
 
 const skip = kvmSkipReason();
 const kvm = skip ? undefined : openHypervisor();
