@@ -202,6 +202,29 @@ static loop_step handle_internal_error(struct kvm_run *run, bh_vcpu_exit *exit)
     return leave(exit, BH_EXIT_INTERNAL_ERROR, what);
 }
 
+/* Exits the core never asks for (it enables no debug, hypercall, MSR or window exits). */
+static loop_step unknown_exit(uint32_t reason, bh_vcpu_exit *exit)
+{
+    static const struct { uint32_t reason; const char *name; } names[] = {
+        {KVM_EXIT_UNKNOWN, "KVM_EXIT_UNKNOWN"},         {KVM_EXIT_EXCEPTION, "KVM_EXIT_EXCEPTION"},
+        {KVM_EXIT_HYPERCALL, "KVM_EXIT_HYPERCALL"},     {KVM_EXIT_DEBUG, "KVM_EXIT_DEBUG"},
+        {KVM_EXIT_IRQ_WINDOW_OPEN, "KVM_EXIT_IRQ_WINDOW_OPEN"}, {KVM_EXIT_NMI, "KVM_EXIT_NMI"},
+        {KVM_EXIT_TPR_ACCESS, "KVM_EXIT_TPR_ACCESS"},   {KVM_EXIT_WATCHDOG, "KVM_EXIT_WATCHDOG"},
+        {KVM_EXIT_EPR, "KVM_EXIT_EPR"},                 {KVM_EXIT_IOAPIC_EOI, "KVM_EXIT_IOAPIC_EOI"},
+        {KVM_EXIT_HYPERV, "KVM_EXIT_HYPERV"},           {KVM_EXIT_X86_RDMSR, "KVM_EXIT_X86_RDMSR"},
+        {KVM_EXIT_X86_WRMSR, "KVM_EXIT_X86_WRMSR"},     {KVM_EXIT_DIRTY_RING_FULL, "KVM_EXIT_DIRTY_RING_FULL"},
+        {KVM_EXIT_XEN, "KVM_EXIT_XEN"},                 {KVM_EXIT_NOTIFY, "KVM_EXIT_NOTIFY"},
+    };
+    const char *name = "an exit reason this core does not know";
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].reason == reason)
+            name = names[i].name;
+    exit->reason = BH_EXIT_UNKNOWN;
+    exit->detail[0] = reason;
+    snprintf(exit->message, sizeof exit->message, "unhandled KVM exit %u (%s)", reason, name);
+    return STEP_LEAVE;
+}
+
 static loop_step handle_exit(bh_vcpu *vcpu, bh_vcpu_exit *exit)
 {
     struct kvm_run *run = vcpu->run;
@@ -226,8 +249,7 @@ static loop_step handle_exit(bh_vcpu *vcpu, bh_vcpu_exit *exit)
     case KVM_EXIT_INTERNAL_ERROR:
         return handle_internal_error(run, exit);
     default:
-        exit->detail[0] = run->exit_reason;
-        return leave(exit, BH_EXIT_UNKNOWN, "unhandled KVM exit reason");
+        return unknown_exit(run->exit_reason, exit);
     }
 }
 

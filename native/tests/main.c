@@ -55,11 +55,13 @@ void tap_skip(const char *fmt, ...)
         tap_diag("could not report skip reason");
 }
 
+/* BH_KVM_PATH overrides /dev/kvm (e.g. BH_KVM_PATH=/nonexistent shows every test's skip path). */
 bh_kvm *tap_open_kvm(void)
 {
     bh_kvm *kvm = NULL;
     bh_error e = {0};
-    if (bh_kvm_open(NULL, &kvm, &e) != 0) {
+    const char *path = getenv("BH_KVM_PATH");
+    if (bh_kvm_open(path && *path ? path : NULL, &kvm, &e) != 0) {
         tap_skip("no usable /dev/kvm: %s", e.message);
         return NULL;
     }
