@@ -69,6 +69,17 @@ for (const cpl of [0, 3] as const) {
   });
 }
 
+t.test('stop() and destroy() of a VM that never started', { skip }, async (t) => {
+  const vm = kvm!.createVm({ memoryMiB: 2, vcpus: 2 });
+  const stopped = new Promise<VmExit[]>((resolve) => vm.once('stopped', resolve));
+  await vm.stop();
+  t.equal(vm.state, 'stopped');
+  t.same(await stopped, [], "'stopped' with no vCPU exits");
+  t.throws(() => vm.start(), { code: 'INVALID_STATE' });
+  await vm.destroy();
+  t.equal(vm.state, 'destroyed');
+});
+
 t.test('pause parks the vCPUs (registers readable), resume continues, stop ends', { skip }, async (t) => {
   await using vm = kvm!.createVm({ memoryMiB: 4, vcpus: 1 });
   setupLongMode(vm, SPIN_AFTER_DONE, { cpl: 3 });
