@@ -163,3 +163,36 @@ t.test('CPL3 guest code runs at native speed (2*10^7 instructions well under 2 s
   t.ok(ms < 2000, `took ${ms.toFixed(1)} ms`);
   await vm.stop();
 });
+
+t.test('10^4 port writes at CPL3 each reach the JavaScript handler exactly once, in order', { skip }, async (t) => {
+  const program = [
+    0xb9, 0x10, 0x27, 0x00, 0x00, // mov ecx,10000
+    0x66, 0xba, 0x40, 0x00, //       mov dx,0x40
+    0x88, 0xc8, //                   1: mov al,cl
+    0xee, //                         out dx,al
+    0xff, 0xc9, //                   dec ecx
+    0x75, 0xf9, //                   jnz 1b
+    0x66, 0xba, 0xf0, 0x00, //       mov dx,0xf0
+    0xee, //                         out dx,al
+    0xeb, 0xfe, //                   jmp $
+  ];
+  const kvm = openHypervisor();
+  await using vm = kvm.createVm({ memoryMiB: 4, vcpus: 1 });
+  setupLongMode(vm, program, { cpl: 3 });
+  let count = 0;
+  let inOrder = true;
+  vm.onPort(0x40, 1, (a) => {
+    if (a.data !== BigInt((10000 - count) & 0xff)) inOrder = false;
+    count++;
+  });
+  const done = onDone(vm);
+  const t0 = performance.now();
+  vm.start();
+  await within(done, 30000, 'guest done');
+  const ms = performance.now() - t0;
+  t.comment(`10^4 port exits through JavaScript: ${ms.toFixed(0)} ms, ${((ms * 1000) / 10000).toFixed(1)} µs per round trip`);
+  t.equal(count, 10000);
+  t.ok(inOrder, 'each access carried the value the guest wrote, in order');
+  t.equal(vm.stats().pioExits, 10001);
+  await vm.stop();
+});
