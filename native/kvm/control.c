@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#define STOP_KICK_INTERVAL_NS (20 * 1000 * 1000L) /* re-kick while waiting, in case a kick raced */
+#define STOP_KICK_INTERVAL_NS (20 * 1000 * 1000L) /* pause/stop re-kick this often while waiting */
 #define STOP_TIMEOUT_NS (10 * 1000 * 1000 * 1000LL)
 
 static __thread const bh_vm *tls_vm;
@@ -182,6 +182,14 @@ int bh_vm_start(bh_vm *vm, bh_error *err)
     return BH_OK;
 }
 
+static void deadline_after(struct timespec *ts, long long ns)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ns += ts->tv_nsec;
+    ts->tv_sec += ns / 1000000000LL;
+    ts->tv_nsec = ns % 1000000000LL;
+}
+
 static bool all_quiescent_locked(const bh_vm *vm)
 {
     for (uint32_t i = 0; i < vm->vcpu_count; i++) {
@@ -208,10 +216,14 @@ int bh_vm_pause(bh_vm *vm, bh_error *err)
                        s == BH_VM_RUNNING ? detail : "");
     }
     vm->pause_requested = true;
-    bh_control_kick_all_locked(vm);
-    /* A vCPU waiting on a pending I/O counts as parked: it re-checks the pause flag before KVM_RUN. */
-    while (!all_quiescent_locked(vm) && !vm->stop_requested)
-        pthread_cond_wait(&vm->control, &vm->lock);
+    /* A vCPU waiting on a pending I/O counts as parked: it re-checks the pause flag before KVM_RUN.
+     * No time limit (a running handler must finish), but re-kick now and then as stop does. */
+    while (!all_quiescent_locked(vm) && !vm->stop_requested) {
+        bh_control_kick_all_locked(vm);
+        struct timespec slice;
+        deadline_after(&slice, STOP_KICK_INTERVAL_NS);
+        pthread_cond_timedwait(&vm->control, &vm->lock, &slice);
+    }
     if (vm->stop_requested || vm->state != BH_VM_RUNNING) {
         vm->pause_requested = false;
         pthread_mutex_unlock(&vm->lock);
@@ -262,14 +274,6 @@ void bh_vm_request_stop(bh_vm *vm, bh_exit_reason reason, const char *why)
     pthread_mutex_unlock(&vm->lock);
     if (changed)
         bh_control_notify_state(vm, BH_VM_STOPPED);
-}
-
-static void deadline_after(struct timespec *ts, long long ns)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ns += ts->tv_nsec;
-    ts->tv_sec += ns / 1000000000LL;
-    ts->tv_nsec = ns % 1000000000LL;
 }
 
 static bool before(const struct timespec *a, const struct timespec *b)

@@ -88,7 +88,7 @@ void test_pause_resume_spinning_guest(void)
     REQUIRE_OK(gb_long_mode(t.vm, 0, GB_CODE, GB_STACK, 3, &e));
     CHECK(bh_vm_pause(t.vm, &e) == BH_E_STATE); /* not running yet */
     REQUIRE_OK(bh_vm_start(t.vm, &e));
-    double worst = 0;
+    double worst = 0, slowest_resume = 0;
     for (int round = 0; round < 20; round++) {
         tap_sleep_ms(10);
         double start = tap_now();
@@ -106,16 +106,19 @@ void test_pause_resume_spinning_guest(void)
         CHECK(bh_vm_pause(t.vm, &e) == BH_E_STATE);
         REQUIRE_OK(bh_vm_resume(t.vm, &e));
         CHECK(bh_vm_resume(t.vm, &e) == BH_E_STATE);
-        tap_sleep_ms(10);
-        uint64_t c3 = read_counter(&t, GB_DATA);
-        if (c3 <= c2) {
-            tap_diag("round %d: counter did not move after resume (%llu -> %llu)", round,
-                     (unsigned long long)c2, (unsigned long long)c3);
+        /* Progress, not speed: on a loaded 2-core host the vCPU thread may wait for a CPU. */
+        double resumed = tap_now();
+        while (read_counter(&t, GB_DATA) == c2 && tap_now() - resumed < 2.0)
+            tap_sleep_ms(1);
+        double moved_after = tap_now() - resumed;
+        slowest_resume = moved_after > slowest_resume ? moved_after : slowest_resume;
+        if (read_counter(&t, GB_DATA) == c2) {
+            tap_diag("round %d: counter did not move within 2 s of resume", round);
             tap_failures++;
         }
     }
-    tap_diag("slowest bh_vm_pause: %.2f ms; counter reached %llu", worst * 1000,
-             (unsigned long long)read_counter(&t, GB_DATA));
+    tap_diag("slowest bh_vm_pause: %.2f ms; slowest first progress after resume: %.2f ms; counter reached %llu",
+             worst * 1000, slowest_resume * 1000, (unsigned long long)read_counter(&t, GB_DATA));
     REQUIRE_OK(bh_vm_pause(t.vm, &e));
     CHECK(timed_stop(&t) < 1.0); /* stop from PAUSED */
     CHECK(t.exit_count == 1 && t.exits[0].reason == BH_EXIT_STOPPED);
