@@ -54,6 +54,13 @@ const STATE_NAMES: Record<number, VmState> = { 0: 'created', 1: 'running', 2: 'p
 /** How long stop() waits for the 'stopped' event after the vCPU threads were joined. */
 const STOPPED_EVENT_GRACE_MS = 2000;
 
+/**
+ * VMs that were started and have not stopped: kept reachable so a running guest is never collected. A VM
+ * that is not running and no longer referenced is collected, and the addon then destroys it (so a
+ * forgotten destroy() leaks nothing for long; destroy() or `await using` remain the way to release at once).
+ */
+const started = new Set<Vm>();
+
 export class Vm extends EventEmitter<VmEvents> {
   /** Guest RAM. */
   readonly memory: GuestMemory;
@@ -79,12 +86,17 @@ export class Vm extends EventEmitter<VmEvents> {
     this.vcpuCount = config.vcpus;
     this.memoryMiB = config.memoryMiB;
     this.memory = new GuestMemory(this);
+    // The addon holds this callback for the VM's whole life: it must not keep the Vm itself alive.
+    const self = new WeakRef(this);
     this.#native = callNative(
       () =>
         new addon.Vm(
           kvm,
           { memoryBytes: config.memoryBytes, vcpus: config.vcpus, irqchip: config.irqchip },
-          (kind, payload) => this.#onMessage(kind, payload),
+          (kind, payload) => {
+            const vm = self.deref();
+            if (vm) vm.#onMessage(kind, payload);
+          },
         ),
     );
     for (let i = 0; i < config.vcpus; i++) this.#vcpus.push(new Vcpu(this, i));
@@ -156,6 +168,7 @@ export class Vm extends EventEmitter<VmEvents> {
     const state = this.state;
     if (state !== 'created') throw new InvalidStateError('start', state, ['created']);
     callNative(() => native.start());
+    if (!this.#stoppedSeen) started.add(this);
   }
 
   /** Parks every vCPU outside the guest (running → paused). Resolves once they all are. */
@@ -325,6 +338,7 @@ export class Vm extends EventEmitter<VmEvents> {
   }
 
   #markStopped(): void {
+    started.delete(this);
     if (this.#stoppedSeen) return;
     this.#stoppedSeen = true;
     for (const waiter of [...this.#stopWaiters]) waiter();

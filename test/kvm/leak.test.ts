@@ -81,3 +81,38 @@ t.test(`${CYCLES} create/run/destroy cycles leak no fd, thread or mapping`, { sk
   // V8 may map or unmap a few heap pages of its own; a leak of one mapping per VM would show as >= 200.
   t.ok(Math.abs(after.maps - before.maps) < 20, `mappings: ${before.maps} -> ${after.maps}`);
 });
+
+t.test('VMs dropped without destroy() are released once garbage-collected; running ones are not collected', { skip }, async (t) => {
+  const kvm = openHypervisor();
+  gc();
+  const before = counts();
+  // One started VM is held only by the library while it runs: it must keep running and stay reachable.
+  let runningStopped = false;
+  (() => {
+    const vm = kvm.createVm({ memoryMiB: 2, vcpus: 1 });
+    vm.memory.write(0x1000, Buffer.from([0xeb, 0xfe])); // jmp $ (real mode)
+    vm.vcpu(0).setRegisters({ general: { rip: 0x1000 }, segments: { cs: { base: 0, selector: 0 } } });
+    vm.on('stopped', () => (runningStopped = true));
+    vm.start();
+    (globalThis as { __bulkheadRunningVm?: WeakRef<object> }).__bulkheadRunningVm = new WeakRef(vm);
+  })();
+  (() => {
+    for (let i = 0; i < 20; i++) {
+      const vm = kvm.createVm({ memoryMiB: 2, vcpus: 1 });
+      vm.memory.write(0, Buffer.from([1]));
+    }
+  })();
+  t.ok(counts().vmFds >= 21 * 3, 'the VMs exist');
+  for (let i = 0; i < 5 && counts().vmFds > 3; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 20)); // finalizers run after the collection
+  }
+  const after = counts();
+  t.equal(after.vmFds, 3, 'only the running VM still has its fds (vm, vcpu, memfd)');
+  const running = (globalThis as { __bulkheadRunningVm?: WeakRef<{ state: string; destroy(): Promise<void> }> }).__bulkheadRunningVm?.deref();
+  t.ok(running, 'the running VM was not collected');
+  t.equal(running?.state, 'running');
+  t.equal(runningStopped, false);
+  await running?.destroy();
+  t.equal(counts().vmFds, before.vmFds, 'and destroy() releases it');
+});
