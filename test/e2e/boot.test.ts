@@ -1,0 +1,177 @@
+// Linux boot end to end: our VMM (native/tools/bh-boot: the C core, the loader in native/boot, the
+// 16550 and i8042 models) boots the zone kernel inside the emulated host, whose /dev/kvm has
+// hardware semantics (this machine's own PVM /dev/kvm cannot run a stock kernel: see host-facts).
+// The initramfs holds one static PID 1 (native/tests/guest-init/init.c) that prints tagged lines
+// and ends the way its command line asks. One emulated host, many boots.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { EmulatedHost, writeCpio, type RunResult } from '../../src/host/emulated';
+import { kernel, qemu } from './helpers';
+
+t.setTimeout(60 * 60_000); // includes building kernels on a machine that never did
+
+const root = path.join(__dirname, '..', '..');
+const out = path.join(root, 'native', 'tests', 'out');
+const bhBoot = path.join(out, 'tools', 'bh-boot');
+const workDir = path.join(out, 'e2e-boot');
+
+// The exit statuses bh-boot documents.
+const EXIT = { poweroff: 0, reset: 2, shutdown: 3, crash: 4, timeout: 5 } as const;
+const BASE_CMDLINE = 'console=ttyS0 reboot=k panic=-1';
+
+function buildNative(): string | null {
+  const r = spawnSync('make', ['-s', '-C', path.join(root, 'native'), 'tools', 'guest-init'], {
+    encoding: 'utf8',
+  });
+  return r.status === 0 ? null : `make tools guest-init failed: ${(r.stderr || r.stdout).slice(-2000)}`;
+}
+
+function writeInitramfs(): { good: string; bad: string } {
+  mkdirSync(workDir, { recursive: true });
+  const init = readFileSync(path.join(out, 'guest-init', 'init'));
+  const good = path.join(workDir, 'initramfs.cpio');
+  writeFileSync(
+    good,
+    writeCpio([
+      { name: 'dev', type: 'dir', mode: 0o755 },
+      { name: 'dev/console', type: 'chardev', mode: 0o600, rdev: [5, 1] },
+      { name: 'proc', type: 'dir', mode: 0o755 },
+      { name: 'sys', type: 'dir', mode: 0o755 },
+      { name: 'init', type: 'file', mode: 0o755, data: init },
+    ]),
+  );
+  // Not a cpio archive: the kernel finds no init and panics.
+  const bad = path.join(workDir, 'garbage.cpio');
+  writeFileSync(bad, randomBytes(64 * 1024));
+  return { good, bad };
+}
+
+/** The VM's lifetime as bh-boot reports it ("VM ended: ... after 4.94 s"). */
+function vmSeconds(r: RunResult): number | undefined {
+  const m = /VM ended: .* after ([\d.]+) s/.exec(r.stderr);
+  return m ? Number(m[1]) : undefined;
+}
+
+t.test('Linux boots in bulkhead (bh-boot) inside the emulated host', async (t) => {
+  const q = qemu();
+  if (!q.ok) return void t.skip(q.reason, async () => undefined);
+  const hostKernel = await kernel('host');
+  if (!hostKernel.ok) return void t.skip(hostKernel.reason, async () => undefined);
+  const zone = await kernel('zone');
+  if (!zone.ok) return void t.skip(zone.reason, async () => undefined);
+  const buildError = buildNative();
+  if (buildError) return void t.fail(buildError);
+  const initrd = writeInitramfs();
+
+  const host = await EmulatedHost.start({ kernel: hostKernel.value.vmlinux });
+  t.teardown(() => host.stop());
+  t.comment(`emulated host up in ${host.bootMs} ms`);
+
+  const times: string[] = [];
+  const boot = async (label: string, args: string[], opts: { stdin?: string } = {}) => {
+    const started = Date.now();
+    const r = await host.run([bhBoot, '--timeout-ms', '90000', ...args], { timeoutMs: 150_000, ...opts });
+    const secs = vmSeconds(r);
+    times.push(`${label}: VM ${secs ?? '?'} s, command ${((Date.now() - started) / 1000).toFixed(2)} s`);
+    return r;
+  };
+  const zoneBoot = (label: string, cmdline: string, extra: string[] = [], opts: { stdin?: string } = {}) =>
+    boot(label, ['--kernel', zone.value.vmlinux, '--initrd', initrd.good, '--cmdline', cmdline, ...extra], opts);
+  const lastLines = (r: RunResult) => ({ stdout: r.stdout.slice(-3000), stderr: r.stderr.slice(-3000) });
+
+  t.test('1 vCPU: marker, nproc, the command line intact, power-off', async (t) => {
+    const cmdline = `${BASE_CMDLINE} bhtag=alpha-42_Z extra=1,2,3 bhaction=poweroff`;
+    const r = await zoneBoot('vmlinux, 1 vCPU', cmdline, ['--vcpus', '1']);
+    t.equal(r.exitCode, EXIT.poweroff, 'bh-boot reports power-off', lastLines(r));
+    t.match(r.stdout, /^BH-INIT: hello from the guest\r?$/m, 'the init marker is printed');
+    t.match(r.stdout, /^BH-NPROC: 1\r?$/m, 'the guest sees 1 CPU');
+    const cmd = /^BH-CMDLINE: (.*?)\r?$/m.exec(r.stdout)?.[1];
+    t.equal(cmd, cmdline, '/proc/cmdline is exactly what was passed');
+    t.match(r.stderr, /VM ended: power-off/, 'the reason is power-off');
+  });
+
+  t.test('2 vCPUs: the guest brings both up (MP table, INIT/SIPI)', async (t) => {
+    const r = await zoneBoot('vmlinux, 2 vCPUs', `${BASE_CMDLINE} bhaction=poweroff`, ['--vcpus', '2']);
+    t.equal(r.exitCode, EXIT.poweroff, 'power-off', lastLines(r));
+    t.match(r.stdout, /^BH-NPROC: 2\r?$/m, 'the guest sees 2 CPUs');
+    t.match(r.stdout, /smp: Brought up 1 node, 2 CPUs/);
+  });
+
+  t.test('serial input reaches the guest', async (t) => {
+    const r = await zoneBoot('serial input', `${BASE_CMDLINE} bhecho=1 bhaction=poweroff`, ['--stdin-after', 'BH-READY'], {
+      stdin: 'hello over the 16550\n',
+    });
+    t.equal(r.exitCode, EXIT.poweroff, 'power-off', lastLines(r));
+    t.match(r.stdout, /^BH-ECHO: hello over the 16550\r?$/m, 'the guest read the line from ttyS0');
+  });
+
+  t.test('reset through the i8042 (reboot=k) ends the VM as "reset"', async (t) => {
+    const r = await zoneBoot('reboot=k', 'console=ttyS0 reboot=k panic=-1 bhaction=reboot');
+    t.equal(r.exitCode, EXIT.reset, 'exit status 2 (reset)', lastLines(r));
+    t.match(r.stdout, /BH-ACTION: reboot/);
+    t.match(r.stderr, /VM ended: reset: i8042 reset line/);
+  });
+
+  t.test('reset by triple fault (reboot=t) ends the VM as "shutdown"', async (t) => {
+    const r = await zoneBoot('reboot=t', 'console=ttyS0 reboot=t panic=-1 bhaction=reboot');
+    t.equal(r.exitCode, EXIT.shutdown, 'exit status 3 (shutdown)', lastLines(r));
+    t.match(r.stderr, /VM ended: shutdown: triple fault/);
+  });
+
+  // With an initramfs the kernel runs rdinit= (init= only applies to a root filesystem).
+  t.test('a kernel panic (rdinit=/nonexistent) is a crash with the last console lines', async (t) => {
+    const r = await zoneBoot('panic: no init', `${BASE_CMDLINE} rdinit=/nonexistent`);
+    t.equal(r.exitCode, EXIT.crash, 'exit status 4 (crash)', lastLines(r));
+    t.match(r.stderr, /VM ended: crash: kernel panic/);
+    t.match(r.stderr, /last console lines:[\s\S]*Kernel panic - not syncing/, 'the panic line is among the last lines');
+  });
+
+  t.test('a bad initrd ends in a panic, reported as a crash', async (t) => {
+    const r = await boot('panic: bad initrd', ['--kernel', zone.value.vmlinux, '--initrd', initrd.bad, '--cmdline', BASE_CMDLINE]);
+    t.equal(r.exitCode, EXIT.crash, 'exit status 4 (crash)', lastLines(r));
+    t.match(r.stderr, /last console lines:[\s\S]*Kernel panic - not syncing/);
+  });
+
+  t.test('init exiting (panic=0: no reboot) is still reported as a crash', async (t) => {
+    const r = await zoneBoot('panic: init exits', 'console=ttyS0 reboot=k panic=0 bhaction=panic');
+    t.equal(r.exitCode, EXIT.crash, 'exit status 4 (crash)', lastLines(r));
+    t.match(r.stderr, /Attempted to kill init/);
+  });
+
+  t.test('a guest that never ends hits --timeout-ms', async (t) => {
+    const r = await boot('timeout', [
+      '--kernel', zone.value.vmlinux, '--initrd', initrd.good, '--cmdline', `${BASE_CMDLINE} bhecho=1`, '--timeout-ms', '15000',
+    ]);
+    t.equal(r.exitCode, EXIT.timeout, 'exit status 5 (timeout)', lastLines(r));
+    t.match(r.stdout, /BH-READY/);
+  });
+
+  t.test('bzImage (64-bit entry at code32_start + 0x200)', async (t) => {
+    const r = await boot('bzImage', [
+      '--kernel', zone.value.bzImage, '--initrd', initrd.good, '--cmdline', `${BASE_CMDLINE} bhaction=poweroff`,
+    ]);
+    t.equal(r.exitCode, EXIT.poweroff, 'power-off', lastLines(r));
+    t.match(r.stdout, /^BH-INIT: hello from the guest\r?$/m);
+  });
+
+  t.test('PVH entry (XEN_ELFNOTE_PHYS32_ENTRY)', async (t) => {
+    const r = await zoneBoot('PVH', `${BASE_CMDLINE} bhaction=poweroff`, ['--entry', 'pvh', '--vcpus', '2']);
+    t.equal(r.exitCode, EXIT.poweroff, 'power-off', lastLines(r));
+    t.match(r.stdout, /^BH-INIT: hello from the guest\r?$/m);
+    t.match(r.stdout, /^BH-NPROC: 2\r?$/m);
+  });
+
+  t.test('a malformed kernel is refused with a message, not a crash', async (t) => {
+    const r = await boot('bad kernel', ['--kernel', initrd.bad]);
+    t.equal(r.exitCode, 1, 'exit status 1 (refused)');
+    t.match(r.stderr, /neither an ELF vmlinux nor a bzImage/);
+  });
+
+  t.test('boot times (bh-boot inside the emulated host)', async (t) => {
+    for (const line of times) t.comment(line);
+    t.pass(`${times.length} boots timed`);
+  });
+});
