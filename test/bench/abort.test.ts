@@ -115,3 +115,35 @@ t.test('SIGINT while runc and crun run in turn', async (t) => {
   if (!runc.available) return t.pass('runc case', { skip: runc.reason });
   await abortCase(t, 'runc,crun', 'SIGINT', (_tmp, stderr) => /crun: run 1\/3 \.\.\./.test(stderr), 'crun is running');
 });
+
+t.test('after a SIGKILL (no chance to clean up), the next run sweeps what was left', async (t) => {
+  const docker = await createHostRunner('docker').probe();
+  if (!docker.available) return t.pass('SIGKILL case', { skip: docker.reason });
+  if (spawnSync('docker', ['version'], { stdio: 'ignore' }).status === 0) {
+    return t.pass('SIGKILL case', { skip: 'a Docker daemon is already reachable: no private dockerd to leave behind' });
+  }
+  const before = hostState();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulkhead-bench-abort-'));
+  t.teardown(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const killed = startBench(tmp, 'docker');
+  await waitFor('a container is running', () => {
+    const sock = dockerSocket(tmp);
+    if (!sock) return killed.child.exitCode !== null;
+    const ps = spawnSync('docker', ['-H', `unix://${sock}`, 'ps', '-q'], { encoding: 'utf8' });
+    return (ps.status === 0 && ps.stdout.trim() !== '') || killed.child.exitCode !== null;
+  });
+  killed.child.kill('SIGKILL');
+  await killed.exit;
+  t.ok(processesMentioning(tmp).length > 0, 'the killed run left its dockerd behind (the case to sweep)');
+
+  const next = spawnSync(process.execPath, [CLI, 'bench', '--runners', 'bare', '--where', 'host', '--runs', '1', '--warmups', '0', '--scale', '0.001', '--out', path.join(tmp, 'out')], {
+    env: { ...process.env, TMPDIR: tmp },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  t.equal(next.status, 0, `the next run succeeds: ${next.stderr.slice(-500)}`);
+  t.match(next.stderr, /sweeping .*left by bench process \d+ which is gone/);
+  t.same(fs.readdirSync(tmp), ['out'], 'only the new report is left in TMPDIR');
+  t.same(processesMentioning(tmp), [], 'the old dockerd, containerd and container are gone');
+  t.same(hostState(), before, 'host state as before');
+});

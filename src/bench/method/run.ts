@@ -3,14 +3,14 @@
  * (warm-ups first), summarise each metric as median [min-max] and as a ratio to the baseline (Docker,
  * or runc when Docker cannot run), and always undo every runner's setup, also when aborted.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
 import { caveatsFor, collectHostFacts } from '../host-facts';
 import { BenchAbortedError } from '../process';
-import { mountsUnder } from '../runners/dockerd';
+import { unmountUnder } from '../mounts';
+import { OWNER_FILE, sweepStaleRuns, WORK_ROOT_PREFIX } from '../stale';
 import { createRunners, RUNNER_NAMES, type BenchRunner, type RunnerLocation, type RunnerName } from '../runners';
 import { buildWorkload, iterationsFor, testsForGroups, WORKLOAD_GROUPS, type WorkloadGroup, type WorkloadTest } from '../workload';
 import type { BenchResults, MetricByRunner, MetricResult, RunnerOutcome } from './results';
@@ -67,7 +67,9 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
   const executed: ScheduledRun[] = [];
   const versions: Record<string, string | null> = {};
   const touched: BenchRunner[] = []; // every runner whose prepare() started: each gets cleanup()
-  const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'bulkhead-bench-'));
+  await sweepStaleRuns(os.tmpdir(), log);
+  const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), WORK_ROOT_PREFIX));
+  fs.writeFileSync(path.join(tmpRoot, OWNER_FILE), `${process.pid}\n`);
 
   try {
     for (const runner of runners) {
@@ -204,10 +206,7 @@ function headlineRatios(groups: readonly WorkloadGroup[], metrics: readonly Metr
 
 /** Removes the run's temp root; a mount a runner failed to undo is unmounted first, never left busy. */
 function removeWorkRoot(dir: string, log: (m: string) => void): void {
-  for (const mp of mountsUnder(dir)) {
-    log(`unmounting ${mp}, left mounted by a runner`);
-    spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
-  }
+  unmountUnder(dir, log);
   try {
     fs.rmSync(dir, { recursive: true, force: true });
   } catch (err) {

@@ -5,10 +5,11 @@
  * network); the vfs storage driver (the image is one static binary, and vfs needs no overlay mounts).
  * stop() ends it by PID, then removes anything it still left: mounts under its dirs, cgroup dirs it made.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
+import { unmountUnder } from '../mounts';
 import { killProcessesMentioning, runCommand, sleep } from '../process';
 
 const START_TIMEOUT_MS = 90_000;
@@ -113,25 +114,7 @@ export class PrivateDockerd {
   }
 }
 
-/** Mount points under `dir`, deepest first. */
-export function mountsUnder(dir: string): string[] {
-  const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-  return fs
-    .readFileSync('/proc/self/mounts', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[1]?.replace(/\\040/g, ' ') ?? '')
-    .filter((mp) => mp === dir || mp.startsWith(prefix))
-    .sort((a, b) => b.length - a.length);
-}
-
-function unmountUnder(dir: string): void {
-  for (const mp of mountsUnder(dir)) {
-    // Lazy unmount: anything still holding it open is gone by now, and this must not fail the cleanup.
-    spawnSync('umount', ['-l', mp], { stdio: 'ignore' });
-  }
-}
-
-function dockerCgroups(): string[] {
+export function dockerCgroups(): string[] {
   const found: string[] = [];
   let controllers: string[];
   try {
@@ -147,7 +130,7 @@ function dockerCgroups(): string[] {
 }
 
 /** rmdir a cgroup and its (empty) children, leaves first; cgroup dirs cannot be removed recursively. */
-function removeCgroupTree(dir: string): void {
+export function removeCgroupTree(dir: string): void {
   let entries: fs.Dirent[] = [];
   try {
     entries = fs.readdirSync(dir, { withFileTypes: true });

@@ -1,0 +1,92 @@
+/**
+ * Leftovers of an earlier run whose harness died without cleaning up (SIGKILL, a crash): each run's
+ * temp root holds the harness's PID in owner.pid; a root whose owner is gone is swept at the start of
+ * the next run: its dockerd stopped by its pidfile, its other processes killed, its mounts undone.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { unmountUnder } from './mounts';
+import { killProcessesMentioning, processesMentioning, sleep } from './process';
+import { dockerCgroups, removeCgroupTree } from './runners/dockerd';
+
+export const WORK_ROOT_PREFIX = 'bulkhead-bench-';
+export const OWNER_FILE = 'owner.pid';
+
+/** Sweeps stale work roots under `tmpDir`; returns the ones removed. */
+export async function sweepStaleRuns(tmpDir: string, log: (message: string) => void = () => undefined): Promise<string[]> {
+  const swept: string[] = [];
+  let entries: string[];
+  try {
+    entries = fs.readdirSync(tmpDir).filter((e) => e.startsWith(WORK_ROOT_PREFIX));
+  } catch {
+    return swept;
+  }
+  for (const entry of entries) {
+    const root = path.join(tmpDir, entry);
+    const owner = readOwner(root);
+    if (owner === undefined || isAlive(owner)) continue; // not a work root, or its harness still runs
+    log(`sweeping ${root}, left by bench process ${owner} which is gone`);
+    const stoppedDockerd = await stopDockerdsUnder(root);
+    await killProcessesMentioning(root);
+    unmountUnder(root, log);
+    if (stoppedDockerd && !fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && commOf(p) === 'dockerd')) {
+      // No dockerd runs any more, so empty `docker` cgroups are ours; rmdir refuses non-empty ones anyway.
+      for (const cg of dockerCgroups()) removeCgroupTree(cg);
+    }
+    try {
+      fs.rmSync(root, { recursive: true, force: true });
+      swept.push(root);
+    } catch (err) {
+      log(`could not remove ${root}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  return swept;
+}
+
+function readOwner(root: string): number | undefined {
+  try {
+    const pid = Number(fs.readFileSync(path.join(root, OWNER_FILE), 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+function commOf(pid: string): string {
+  try {
+    return fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** dockerd gets SIGTERM first, so it unmounts and stops its containerd itself. */
+async function stopDockerdsUnder(root: string): Promise<boolean> {
+  const dockerds = processesMentioning(root).filter((pid) => commOf(String(pid)) === 'dockerd');
+  for (const pid of dockerds) {
+    try {
+      process.kill(pid, 'SIGTERM');
+    } catch {
+      // gone
+    }
+  }
+  for (let i = 0; i < 200 && dockerds.some(isAliveNotZombie); i++) await sleep(100);
+  return dockerds.length > 0;
+}
+
+function isAliveNotZombie(pid: number): boolean {
+  try {
+    return !fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.startsWith('Z');
+  } catch {
+    return false;
+  }
+}
