@@ -57,7 +57,10 @@ fuzz: $(OUT)/fuzz_kernel_image
 fuzz-smoke: $(OUT)/fuzz_kernel_image
 	@mkdir -p $(OUT)/fuzz-corpus
 	./$(OUT)/fuzz_kernel_image -runs=$(FUZZ_RUNS) -max_total_time=$(FUZZ_SECONDS) -max_len=65536 \
-		-seed=1 -artifact_prefix=$(OUT)/ $(OUT)/fuzz-corpus fuzz/seeds
+		-seed=1 -artifact_prefix=$(OUT)/ $(OUT)/fuzz-corpus fuzz/seeds 2> $(OUT)/fuzz-smoke.log \
+		|| { tail -40 $(OUT)/fuzz-smoke.log; echo "not ok 1 - boot_fuzz_kernel_image_smoke"; exit 1; }
+	@echo "TAP version 14"; echo "1..1"
+	@echo "ok 1 - boot_fuzz_kernel_image_smoke: $$(grep -Eo 'Done [0-9]+ runs' $(OUT)/fuzz-smoke.log | cut -d' ' -f2) inputs, no finding"
 
 # The e2e test's PID 1 (test/e2e/boot.test.ts packs it into an initramfs).
 guest-init: $(OUT)/guest-init/init

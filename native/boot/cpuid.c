@@ -3,6 +3,9 @@
  * the topology (one package, one thread per core, a core per vCPU: leaves 1, 4, 0xB/0x1F and
  * AMD's 0x80000008/0x8000001E), the hypervisor bit, and the KVM leaves 0x40000000/0x40000001 with
  * the kvm-clock features (the guest then drives MSR_KVM_SYSTEM_TIME_NEW itself, in-kernel).
+ * KVM leaves the TSC-deadline timer out of the supported list and reports it as a capability of
+ * the in-kernel LAPIC instead (KVM_CAP_TSC_DEADLINE_TIMER); without it Linux calibrates the LAPIC
+ * timer against the PIT, which fails under nested emulation ("APIC timer disabled").
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +18,7 @@
 #include "boot_internal.h"
 
 #define CPUID_MAX_ENTRIES 512
+#define LEAF1_ECX_TSC_DEADLINE (1u << 24)
 #define LEAF1_ECX_HYPERVISOR (1u << 31)
 #define LEAF1_EDX_HTT (1u << 28)
 #define KVM_SIGNATURE_EBX 0x4b4d564bu /* "KVMK" */
@@ -120,6 +124,12 @@ static void cpuid_kvm_leaves(struct kvm_cpuid2 *c)
         feat->eax |= KVM_FEATURE_CLOCKSOURCE | KVM_FEATURE_CLOCKSOURCE2;
 }
 
+static bool cpuid_tsc_deadline(bh_vm *vm)
+{
+    return bh_vm_has_irqchip(vm) &&
+           ioctl(bh_vm_fd(vm), KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0;
+}
+
 static int cpuid_set_vcpu(bh_vm *vm, uint32_t vcpu, const struct kvm_cpuid2 *base, bool amd,
                           bh_error *err)
 {
@@ -128,8 +138,12 @@ static int cpuid_set_vcpu(bh_vm *vm, uint32_t vcpu, const struct kvm_cpuid2 *bas
     if (!c)
         return bh_boot_status(err, BH_E_NOMEM, "out of memory for CPUID entries");
     memcpy(c, base, size);
-    for (uint32_t i = 0; i < c->nent; i++)
+    bool deadline = cpuid_tsc_deadline(vm);
+    for (uint32_t i = 0; i < c->nent; i++) {
         cpuid_topology_entry(&c->entries[i], vcpu, bh_vm_vcpu_count(vm), amd);
+        if (c->entries[i].function == 1 && deadline)
+            c->entries[i].ecx |= LEAF1_ECX_TSC_DEADLINE;
+    }
     int rc = ioctl(bh_vcpu_fd(vm, vcpu), KVM_SET_CPUID2, c);
     int e = errno;
     free(c);

@@ -331,6 +331,8 @@ static void check_cpuid(bh_vm *vm, uint32_t vcpu)
     BT_REQUIRE(l1 && sig && feat);
     BT_EQ(l1->ebx >> 24, vcpu);
     BT_CHECK(l1->ecx & (1u << 31));
+    if (ioctl(bh_vm_fd(vm), KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
+        BT_CHECK(l1->ecx & (1u << 24)); /* TSC-deadline timer of the in-kernel LAPIC */
     BT_EQ(sig->ebx, 0x4b4d564b);
     BT_CHECK(feat->eax & (1u << 3)); /* KVM_FEATURE_CLOCKSOURCE2: MSR_KVM_SYSTEM_TIME_NEW */
     if (topo) {
