@@ -121,10 +121,11 @@ void test_create_run_destroy_200_cycles_no_leaks(void)
 #endif
 #endif
 #ifdef UNDER_SANITIZER
-    /* The sanitizer's allocator maps a few regions of its own as it goes (measured: ASan ~4, TSan ~8 per 100 cycles;
-     * none at all in the plain build that `make test` also runs); a leaked guest would add several
-     * mappings per cycle. */
-    CHECK(after.maps <= before.maps + CYCLES / 8);
+    /* A sanitizer's runtime maps regions of its own as it goes (measured over 200 cycles: ASan +8,
+     * TSan +16..+51), so here the bound only catches a per-VM leak (each leaked VM would leave at
+     * least its RAM and one kvm_run mapping: 400+ lines). The exact count is checked by
+     * cycles_no_leaks_unsanitized_exact_maps, which runs this test from the plain build. */
+    CHECK(after.maps < before.maps + CYCLES);
 #else
     CHECK(after.maps == before.maps);
 #endif
