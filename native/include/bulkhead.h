@@ -310,6 +310,11 @@ typedef struct bh_boot_info {
  */
 int bh_boot_linux(bh_vm *vm, const bh_linux_boot_config *config, bh_boot_info *out, bh_error *err);
 
+/* True in *halted when a running guest has halted every vCPU with interrupts disabled (or left
+ * APs unstarted): how Linux without ACPI ends `poweroff`. Pauses the VM to look; resumes it
+ * unless halted (a halted VM is left paused, for the caller to stop). Not from a vCPU thread. */
+int bh_linux_guest_halted(bh_vm *vm, bool *halted, bh_error *err);
+
 /* Parses and validates a kernel image against a guest of `memory_bytes` without touching a VM
  * (for tools and fuzzing). Fills format, entry, boot_protocol, entry_point, kernel_start/end and
  * cmdline_max of `out`. */
@@ -332,7 +337,8 @@ typedef struct bh_serial_config {
     void *opaque;
 } bh_serial_config;
 
-/* Registers the UART on the port bus. The device is freed by bh_serial_destroy, after the VM. */
+/* Registers the UART on the port bus. Port ranges cannot be unregistered, so every device below
+ * is destroyed only after bh_vm_destroy of its VM. */
 int bh_serial_create(bh_vm *vm, const bh_serial_config *config, bh_serial **out, bh_error *err);
 void bh_serial_destroy(bh_serial *serial);
 /* Host -> guest bytes (any thread). Returns how many were queued (the receive queue is bounded). */
@@ -343,6 +349,9 @@ size_t bh_serial_recent_output(bh_serial *serial, uint8_t *dst, size_t max);
 /* i8042 at ports 0x60/0x64, just enough for Linux: controller commands, no keyboard or mouse.
  * Command 0xFE (pulse reset) calls bh_vm_request_stop(BH_EXIT_GUEST_REQUEST, "reset"). */
 typedef struct bh_i8042 bh_i8042;
+/* Guest power-off without ACPI: Linux has no power-off device then and halts every CPU with
+ * interrupts off ("reboot: System halted"); a VMM detects that state (see native/tools/bh-boot.c).
+ * Reboot is the i8042 reset (`reboot=k`) or a triple fault (`reboot=t`, BH_EXIT_SHUTDOWN). */
 int bh_i8042_create(bh_vm *vm, bh_i8042 **out, bh_error *err);
 void bh_i8042_destroy(bh_i8042 *dev);
 /* How many resets the guest requested (0 or 1 in practice). */

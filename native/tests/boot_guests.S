@@ -6,7 +6,7 @@
  */
     .section .rodata
     .globl bg_probe64, bg_probe64_end, bg_pvh32, bg_pvh32_end, bg_serial64, bg_serial64_end
-    .globl bg_i8042_64, bg_i8042_64_end
+    .globl bg_i8042_64, bg_i8042_64_end, bg_halt64, bg_halt64_end, bg_idle64, bg_idle64_end
 
 /* 64-bit entry: prove the GDT's __BOOT_DS/__BOOT_CS load, then read the initrd's first dword
  * through the identity map using boot_params.ramdisk_image from %rsi, and the command line's
@@ -122,4 +122,18 @@ bg_i8042_64:
 6:  hlt
     jmp 6b
 bg_i8042_64_end:
+/* How Linux ends `poweroff` without ACPI: interrupts off, HLT forever. */
+bg_halt64:
+    cli
+8:  hlt
+    jmp 8b
+bg_halt64_end:
+
+/* An idle guest: HLT with interrupts enabled (not powered off). */
+bg_idle64:
+    sti
+9:  hlt
+    jmp 9b
+bg_idle64_end:
+
     .section .note.GNU-stack,"",@progbits

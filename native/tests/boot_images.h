@@ -45,6 +45,8 @@ extern const uint8_t bg_probe64[], bg_probe64_end[];
 extern const uint8_t bg_pvh32[], bg_pvh32_end[];
 extern const uint8_t bg_serial64[], bg_serial64_end[];
 extern const uint8_t bg_i8042_64[], bg_i8042_64_end[];
+extern const uint8_t bg_halt64[], bg_halt64_end[];
+extern const uint8_t bg_idle64[], bg_idle64_end[];
 #define BG_LEN(sym) ((size_t)(sym##_end - sym))
 
 #endif

@@ -21,7 +21,8 @@
     X(vm_smp_mptable_cpuid_lapic_msrs)     \
     X(vm_bad_kernels_typed_errors)         \
     X(vm_serial_16550)                     \
-    X(vm_i8042_reset)
+    X(vm_i8042_reset)                      \
+    X(vm_halt_detection)
 
 #define BOOT_DECLARE_TEST(name) void test_##name(void);
 BOOT_TEST_LIST(BOOT_DECLARE_TEST)

@@ -509,3 +509,33 @@ void test_vm_i8042_reset(void)
     rig_close(&r);
     bh_i8042_destroy(kbc);
 }
+
+/* `poweroff` without ACPI: every vCPU halted with interrupts off (the AP never started counts). */
+static void halt_case(const uint8_t *code, size_t len, uint32_t vcpus, bool expect)
+{
+    bh_error e = {0};
+    rig r;
+    if (!rig_open(&r, 32 * MIB, vcpus))
+        return;
+    bi_elf_options o = {.code = code, .code_len = len};
+    bi_image k = bi_make_vmlinux(&o);
+    bh_linux_boot_config c = {.kernel = k.data, .kernel_len = k.len};
+    BT_OK(bh_boot_linux(r.vm, &c, NULL, &e));
+    BT_OK(bh_vm_start(r.vm, &e));
+    bool halted = false;
+    for (int tries = 0; tries < 20 && !halted; tries++) {
+        usleep(50000);
+        BT_OK(bh_linux_guest_halted(r.vm, &halted, &e));
+    }
+    BT_EQ(halted, expect);
+    BT_EQ(bh_vm_get_state(r.vm), expect ? BH_VM_PAUSED : BH_VM_RUNNING);
+    bh_vm_stop(r.vm, NULL);
+    bi_free(&k);
+    rig_close(&r);
+}
+
+void test_vm_halt_detection(void)
+{
+    halt_case(bg_halt64, BG_LEN(bg_halt64), 2, true);
+    halt_case(bg_idle64, BG_LEN(bg_idle64), 1, false);
+}

@@ -223,32 +223,11 @@ static void on_exit_cb(void *opaque, const bh_vcpu_exit *exit)
     pthread_mutex_unlock(&S.lock);
 }
 
-/* Linux without ACPI "powers off" by halting: every vCPU in HLT with interrupts disabled (or an
- * AP that was never started). Checked while the VM is paused. */
-static bool all_vcpus_halted(bh_vm *vm)
-{
-    for (uint32_t i = 0; i < bh_vm_vcpu_count(vm); i++) {
-        struct kvm_mp_state mp;
-        bh_regs r;
-        if (ioctl(bh_vcpu_fd(vm, i), KVM_GET_MP_STATE, &mp) < 0)
-            return false;
-        if (mp.mp_state == KVM_MP_STATE_UNINITIALIZED || mp.mp_state == KVM_MP_STATE_INIT_RECEIVED)
-            continue;
-        if (mp.mp_state != KVM_MP_STATE_HALTED || bh_vcpu_get_regs(vm, i, &r, NULL) != 0 ||
-            (r.rflags & 0x200))
-            return false;
-    }
-    return true;
-}
-
+/* Linux without ACPI "powers off" by halting every vCPU (see native/boot/halt.c). */
 static bool check_halted(bh_vm *vm)
 {
-    if (bh_vm_pause(vm, NULL) != 0)
-        return false;
-    bool halted = all_vcpus_halted(vm);
-    if (!halted)
-        bh_vm_resume(vm, NULL);
-    return halted;
+    bool halted = false;
+    return bh_linux_guest_halted(vm, &halted, NULL) == 0 && halted;
 }
 
 static int report(const char *what, const char *detail, int status, double secs)
