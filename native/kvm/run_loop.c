@@ -319,6 +319,9 @@ void *bh_vcpu_thread_main(void *arg)
     bh_vcpu_exit exit = {.vcpu = vcpu->index};
     loop_step step = STEP_CONTINUE;
 
+    char name[16];
+    snprintf(name, sizeof name, "bh-vcpu-%u", vcpu->index);
+    pthread_setname_np(pthread_self(), name); /* visible in top -H, gdb, /proc/<pid>/task/<tid>/comm */
     bh_control_bind_thread(vcpu->vm, vcpu->index);
     set_thread_signal_mask(vcpu);
     while (step == STEP_CONTINUE) {
