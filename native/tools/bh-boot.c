@@ -2,11 +2,12 @@
  * bh-boot — boot a Linux kernel with bulkhead's core, loader and legacy devices.
  *
  *   bh-boot --kernel K [--initrd I] [--cmdline "..."] [--memory-mib N] [--vcpus N]
- *           [--timeout-ms N] [--entry 64|pvh] [--stdin-after TEXT] [--verbose]
+ *           [--timeout-ms N] [--entry 64|pvh] [--stdin-after TEXT] [--marker TEXT] [--verbose]
  *
  * Serial (ttyS0) output goes to stdout, stdin goes to the guest's serial input (with
  * --stdin-after, only once the console has printed TEXT: bytes sent before the guest's 8250
- * driver starts are lost with the FIFO reset, as on real hardware). The exit status
+ * driver starts are lost with the FIFO reset, as on real hardware). With --marker, the time from
+ * process start to the first console line containing TEXT is printed on stderr (boot time). The exit status
  * says how the VM ended, and a last line on stderr says it in words:
  *   0 power-off  the guest halted every vCPU with interrupts off (Linux without ACPI has no power
  *                -off device: poweroff/halt end in "reboot: System halted" and HLT loops)
@@ -50,6 +51,7 @@ typedef struct options {
     uint64_t timeout_ms;
     bh_linux_entry entry;
     const char *stdin_after;
+    const char *marker;
     bool verbose;
 } options;
 
@@ -61,6 +63,8 @@ typedef struct session {
     char line[256];          /* the console line being assembled, for panic detection */
     size_t line_len;
     const char *stdin_after; /* NULL once stdin may flow */
+    const char *marker;      /* NULL once seen */
+    double start;
     pthread_cond_t stdin_open;
     bh_serial *serial;
 } session;
@@ -78,7 +82,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: bh-boot --kernel K [--initrd I] [--cmdline \"...\"] [--memory-mib N] "
                     "[--vcpus N] [--timeout-ms N] [--entry 64|pvh] [--stdin-after TEXT] "
-                    "[--verbose]\n");
+                    "[--marker TEXT] [--verbose]\n");
 }
 
 static int parse_options(int argc, char **argv, options *o)
@@ -88,7 +92,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"cmdline", required_argument, 0, 'c'}, {"memory-mib", required_argument, 0, 'm'},
         {"vcpus", required_argument, 0, 'n'},   {"timeout-ms", required_argument, 0, 't'},
         {"entry", required_argument, 0, 'e'},   {"verbose", no_argument, 0, 'v'},
-        {"stdin-after", required_argument, 0, 's'},
+        {"stdin-after", required_argument, 0, 's'}, {"marker", required_argument, 0, 'M'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     *o = (options){.cmdline = "console=ttyS0", .memory_mib = 256, .vcpus = 1};
     int c;
@@ -107,6 +111,7 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case 'v': o->verbose = true; break;
         case 's': o->stdin_after = optarg; break;
+        case 'M': o->marker = optarg; break;
         default: return usage(), -1;
         }
     }
@@ -155,6 +160,10 @@ static void console_line_byte(uint8_t b)
         pthread_cond_broadcast(&S.stdin_open);
     }
     if (b == '\n') {
+        if (S.marker && strstr(S.line, S.marker)) {
+            fprintf(stderr, "bh-boot: marker \"%s\" after %.2f s\n", S.marker, now_s() - S.start);
+            S.marker = NULL;
+        }
         if (strstr(S.line, PANIC_MARKER))
             S.panic_seen = true;
         S.line_len = 0;
@@ -340,6 +349,8 @@ static int build_and_run(const options *o, const uint8_t *kernel, size_t klen, c
                 info.e820_entries, (now_s() - start) * 1000, info.notes[0] ? "; " : "", info.notes);
     pthread_t input;
     S.stdin_after = o->stdin_after;
+    S.marker = o->marker;
+    S.start = start;
     if (pthread_create(&input, NULL, console_input_thread, NULL) == 0)
         pthread_detach(input);
     if (bh_vm_start(vm, &e) != 0) {
