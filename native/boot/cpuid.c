@@ -18,6 +18,7 @@
 #include "boot_internal.h"
 
 #define CPUID_MAX_ENTRIES 512
+#define CPUID_SPARE 8
 #define LEAF1_ECX_TSC_DEADLINE (1u << 24)
 #define LEAF1_ECX_HYPERVISOR (1u << 31)
 #define LEAF1_EDX_HTT (1u << 28)
@@ -28,27 +29,34 @@
 #define KVM_FEATURE_CLOCKSOURCE2 (1u << 3)
 #define AMD_VENDOR_EBX 0x68747541u /* "Auth" */
 
+/* KVM_GET_SUPPORTED_CPUID, growing the table while KVM says E2BIG. Room for CPUID_SPARE more
+ * entries is left at the end for leaves we add. */
 static struct kvm_cpuid2 *cpuid_supported(bh_error *err)
 {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd < 0)
         return bh_boot_status(err, BH_E_UNAVAILABLE, "open /dev/kvm for KVM_GET_SUPPORTED_CPUID: %s",
                               strerror(errno)), NULL;
-    size_t size = sizeof(struct kvm_cpuid2) + CPUID_MAX_ENTRIES * sizeof(struct kvm_cpuid_entry2);
-    struct kvm_cpuid2 *c = calloc(1, size + sizeof(struct kvm_cpuid_entry2) * 8);
-    if (!c) {
-        close(fd);
-        return bh_boot_status(err, BH_E_NOMEM, "out of memory for CPUID entries"), NULL;
-    }
-    c->nent = CPUID_MAX_ENTRIES;
-    if (ioctl(fd, KVM_GET_SUPPORTED_CPUID, c) < 0) {
+    for (uint32_t nent = CPUID_MAX_ENTRIES; nent <= 8 * CPUID_MAX_ENTRIES; nent *= 2) {
+        struct kvm_cpuid2 *c =
+            calloc(1, sizeof *c + (nent + CPUID_SPARE) * sizeof(struct kvm_cpuid_entry2));
+        if (!c)
+            break;
+        c->nent = nent;
+        if (ioctl(fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
+            close(fd);
+            return c;
+        }
         int e = errno;
-        close(fd);
         free(c);
-        return bh_boot_status(err, BH_E_SYSTEM, "KVM_GET_SUPPORTED_CPUID: %s", strerror(e)), NULL;
+        if (e != E2BIG) {
+            close(fd);
+            return bh_boot_status(err, BH_E_SYSTEM, "KVM_GET_SUPPORTED_CPUID: %s", strerror(e)),
+                   NULL;
+        }
     }
     close(fd);
-    return c;
+    return bh_boot_status(err, BH_E_NOMEM, "KVM_GET_SUPPORTED_CPUID: no table large enough"), NULL;
 }
 
 static struct kvm_cpuid_entry2 *cpuid_find(struct kvm_cpuid2 *c, uint32_t fn, uint32_t index)
@@ -111,9 +119,10 @@ static void cpuid_kvm_leaves(struct kvm_cpuid2 *c)
 {
     struct kvm_cpuid_entry2 *sig = cpuid_find(c, 0x40000000, 0);
     struct kvm_cpuid_entry2 *feat = cpuid_find(c, 0x40000001, 0);
-    if (!sig && c->nent < CPUID_MAX_ENTRIES + 8)
+    /* cpuid_supported left CPUID_SPARE free entries after nent for these. */
+    if (!sig)
         sig = &c->entries[c->nent++], memset(sig, 0, sizeof *sig), sig->function = 0x40000000;
-    if (!feat && c->nent < CPUID_MAX_ENTRIES + 8)
+    if (!feat)
         feat = &c->entries[c->nent++], memset(feat, 0, sizeof *feat), feat->function = 0x40000001;
     if (sig) {
         if (sig->eax < 0x40000001)
