@@ -1,7 +1,9 @@
 /**
  * Leftovers of an earlier run whose harness died without cleaning up (SIGKILL, a crash): each run's
- * temp root holds the harness's PID in owner.pid; a root whose owner is gone is swept at the start of
- * the next run: its dockerd stopped by its pidfile, its other processes killed, its mounts undone.
+ * temp root holds the harness's PID and the kernel's boot id in owner.pid; a root whose owner is gone
+ * is swept at the start of the next run: its dockerd stopped, its other processes killed, its mounts
+ * undone. The boot id keeps a harness inside the emulated host (which sees this host's /tmp through
+ * 9p) from judging the outer harness dead because its PID does not exist in there.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,8 +26,9 @@ export async function sweepStaleRuns(tmpDir: string, log: (message: string) => v
   for (const entry of entries) {
     const root = path.join(tmpDir, entry);
     const owner = readOwner(root);
-    if (owner === undefined || isAlive(owner)) continue; // not a work root, or its harness still runs
-    log(`sweeping ${root}, left by bench process ${owner} which is gone`);
+    // Not a work root, one from another machine or boot, or its harness still runs.
+    if (owner === undefined || owner.bootId !== bootId() || isAlive(owner.pid)) continue;
+    log(`sweeping ${root}, left by bench process ${owner.pid} which is gone`);
     const stoppedDockerd = await stopDockerdsUnder(root);
     await killProcessesMentioning(root);
     unmountUnder(root, log);
@@ -43,10 +46,24 @@ export async function sweepStaleRuns(tmpDir: string, log: (message: string) => v
   return swept;
 }
 
-function readOwner(root: string): number | undefined {
+/** The owner.pid contents for this process: "<pid> <boot id>". */
+export function ownerRecord(): string {
+  return `${process.pid} ${bootId()}\n`;
+}
+
+function bootId(): string {
   try {
-    const pid = Number(fs.readFileSync(path.join(root, OWNER_FILE), 'utf8').trim());
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function readOwner(root: string): { pid: number; bootId: string } | undefined {
+  try {
+    const [pidText, boot] = fs.readFileSync(path.join(root, OWNER_FILE), 'utf8').trim().split(/\s+/);
+    const pid = Number(pidText);
+    return Number.isInteger(pid) && pid > 0 && boot ? { pid, bootId: boot } : undefined;
   } catch {
     return undefined;
   }

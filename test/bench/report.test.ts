@@ -50,6 +50,7 @@ function fixture(): BenchResults {
     host: { cpuModel: 'Test CPU', cpuCount: 2, virtualization: 'pvm', virtualizationDetail: 'PVM', runsUnderHypervisor: true, kernel: 'Linux 6', node: 'v20', memoryGiB: 4, loadAverageAtStart: [0, 0, 0], runtimeVersions: {} },
     caveats: ['a caveat'],
     baseline: { runnerId: 'docker', note: 'ratios are relative to bare Docker' },
+    baselines: { host: { runnerId: 'docker', note: 'ratios are relative to bare Docker' } },
     tests: [],
     runners: [runner('docker'), runner('runc'), runner('runsc', { syscall: 0.01 }), { ...runner('runc'), id: 'zone', name: 'zone', status: 'skipped', reason: 'zones are not implemented yet: test' }],
     metrics: [

@@ -34,6 +34,21 @@ export interface MetricResult {
   readonly byRunner: Record<string, MetricByRunner>;
 }
 
+export interface Baseline {
+  readonly runnerId: string | null;
+  readonly note: string;
+}
+
+/** The nested run inside the emulated host, when there was one. */
+export interface EmulatedHostRun {
+  /** The emulated machine's own facts (TCG CPU, nested SVM: virtualization 'hardware' in there). */
+  readonly host: HostFacts;
+  /** The iteration scale used in there (lower than outside: TCG is slow). */
+  readonly scale: number;
+  readonly bootMs: number;
+  readonly kernelRelease: string;
+}
+
 export interface BenchResults {
   readonly format: 'bulkhead-bench/1';
   readonly startedAt: string;
@@ -46,7 +61,10 @@ export interface BenchResults {
   };
   readonly host: HostFacts;
   readonly caveats: readonly string[];
-  readonly baseline: { readonly runnerId: string | null; readonly note: string };
+  /** The baseline on the real host (the headline's "bare Docker"). */
+  readonly baseline: Baseline;
+  /** Per location: ratios only ever compare runners measured in the same place. */
+  readonly baselines: Record<string, Baseline>;
   readonly tests: readonly WorkloadTest[];
   readonly runners: readonly RunnerOutcome[];
   readonly metrics: readonly MetricResult[];
@@ -54,4 +72,5 @@ export interface BenchResults {
   readonly headline: Record<string, Record<string, number>>;
   /** The order the runs actually happened in (warm-ups included). */
   readonly executed: readonly ScheduledRun[];
+  readonly emulatedHost?: EmulatedHostRun;
 }

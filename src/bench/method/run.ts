@@ -10,10 +10,11 @@ import { BulkheadError } from '../../errors';
 import { caveatsFor, collectHostFacts } from '../host-facts';
 import { BenchAbortedError } from '../process';
 import { unmountUnder } from '../mounts';
-import { OWNER_FILE, sweepStaleRuns, WORK_ROOT_PREFIX } from '../stale';
+import { OWNER_FILE, ownerRecord, sweepStaleRuns, WORK_ROOT_PREFIX } from '../stale';
 import { createRunners, RUNNER_NAMES, type BenchRunner, type RunnerLocation, type RunnerName } from '../runners';
+import { EmulatedHostRunner, runInEmulatedHost } from '../runners/emulated-host';
 import { buildWorkload, iterationsFor, testsForGroups, WORKLOAD_GROUPS, type WorkloadGroup, type WorkloadTest } from '../workload';
-import type { BenchResults, MetricByRunner, MetricResult, RunnerOutcome } from './results';
+import type { Baseline, BenchResults, EmulatedHostRun, MetricByRunner, MetricResult, RunnerOutcome } from './results';
 import { interleavedSchedule, type ScheduledRun } from './schedule';
 import { costRatio, geometricMean, summarize } from './stats';
 
@@ -65,11 +66,12 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
   const outcomes = new Map<string, RunnerOutcome>();
   const samples = new Map<string, Map<string, number[]>>(); // runner id -> test -> counted values
   const executed: ScheduledRun[] = [];
+  let emulatedHost: EmulatedHostRun | undefined;
   const versions: Record<string, string | null> = {};
   const touched: BenchRunner[] = []; // every runner whose prepare() started: each gets cleanup()
   await sweepStaleRuns(os.tmpdir(), log);
   const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), WORK_ROOT_PREFIX));
-  fs.writeFileSync(path.join(tmpRoot, OWNER_FILE), `${process.pid}\n`);
+  fs.writeFileSync(path.join(tmpRoot, OWNER_FILE), ownerRecord());
 
   try {
     for (const runner of runners) {
@@ -87,7 +89,9 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
       if (!availability.available) log(`${runner.id}: skipped: ${availability.reason}`);
     }
 
-    for (const runner of runners) {
+    const nested = runners.filter((r): r is EmulatedHostRunner => r instanceof EmulatedHostRunner);
+    const local = runners.filter((r) => !(r instanceof EmulatedHostRunner));
+    for (const runner of local) {
       const outcome = outcomes.get(runner.id)!;
       if (outcome.status !== 'ok') continue;
       throwIfAborted(options.signal);
@@ -104,9 +108,9 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
       }
     }
 
-    for (const runner of runners) versions[runner.id] = (await runner.version().catch(() => undefined)) ?? null;
+    for (const runner of local) versions[runner.id] = (await runner.version().catch(() => undefined)) ?? null;
 
-    const active = runners.filter((r) => outcomes.get(r.id)!.status === 'ok');
+    const active = local.filter((r) => outcomes.get(r.id)!.status === 'ok');
     const schedule = interleavedSchedule(active.map((r) => r.id), runs, warmups);
     const byId = new Map(active.map((r) => [r.id, r]));
     for (const [index, slot] of schedule.entries()) {
@@ -133,6 +137,19 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
         markFailed(outcome, `run failed (${label}): ${messageOf(err)}`, log);
       }
     }
+
+    const nestedOk = nested.filter((r) => outcomes.get(r.id)!.status === 'ok');
+    if (nestedOk.length > 0) {
+      throwIfAborted(options.signal);
+      try {
+        const run = await runInEmulatedHost({ names: nestedOk.map((r) => r.name), groups, runs, warmups, scale, signal: options.signal, log });
+        emulatedHost = mergeNested(run.results, nestedOk, outcomes, samples, versions, executed);
+        emulatedHost = { ...emulatedHost, bootMs: run.bootMs, kernelRelease: run.kernelRelease };
+      } catch (err) {
+        throwIfAborted(options.signal);
+        for (const r of nestedOk) markFailed(outcomes.get(r.id)!, `the nested run in the emulated host failed: ${messageOf(err)}`, log);
+      }
+    }
   } finally {
     for (const runner of [...touched].reverse()) {
       log(`${runner.id}: cleaning up ...`);
@@ -143,8 +160,10 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
 
   host = { ...host, runtimeVersions: versions, loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100) };
   const outcomeList = runners.map((r) => outcomes.get(r.id)!);
-  const baseline = chooseBaseline(outcomeList);
-  const metrics = tests.map((t) => metricFor(t, outcomeList, samples, baseline.runnerId));
+  const baselines: Record<string, Baseline> = {};
+  for (const location of new Set(outcomeList.map((o) => o.location))) baselines[location] = chooseBaseline(outcomeList, location);
+  const baseline = baselines['host'] ?? chooseBaseline(outcomeList, 'host');
+  const metrics = tests.map((t) => metricFor(t, outcomeList, samples, baselines));
   return {
     format: 'bulkhead-bench/1',
     startedAt,
@@ -153,11 +172,13 @@ export async function runBenchmark(options: BenchOptions = {}): Promise<BenchRes
     host,
     caveats: caveatsFor(host, [...new Set(outcomeList.filter((o) => o.status === 'ok').map((o) => o.location))]),
     baseline,
+    baselines,
     tests,
     runners: outcomeList,
     metrics,
     headline: headlineRatios(groups, metrics, outcomeList),
     executed,
+    ...(emulatedHost ? { emulatedHost } : {}),
   };
 }
 
@@ -170,26 +191,60 @@ function resolveRunners(requested: readonly (RunnerName | BenchRunner)[], locati
   return [...given, ...createRunners(names, locations, zoneLocation)];
 }
 
-function chooseBaseline(outcomes: readonly RunnerOutcome[]): { runnerId: string | null; note: string } {
-  const ok = (id: string): RunnerOutcome | undefined => outcomes.find((o) => o.id === id && o.status === 'ok');
-  const docker = outcomes.find((o) => o.id === 'docker');
-  if (ok('docker')) return { runnerId: 'docker', note: 'ratios are relative to bare Docker (docker run with runc)' };
-  const why = docker ? `docker ${docker.status}: ${docker.reason}` : 'docker was not requested';
-  if (ok('runc')) return { runnerId: 'runc', note: `ratios are relative to runc, not Docker (${why}); runc is what Docker runs, minus Docker's seccomp profile` };
-  return { runnerId: null, note: `no baseline: neither docker nor runc ran (${why}); no ratios` };
+/** Docker if it ran at `location`, else runc, else none: ratios only compare runners in one place. */
+function chooseBaseline(outcomes: readonly RunnerOutcome[], location: RunnerLocation): Baseline {
+  const here = (name: string): RunnerOutcome | undefined => outcomes.find((o) => o.name === name && o.location === location);
+  const docker = here('docker');
+  const runc = here('runc');
+  const where = location === 'host' ? '' : ` inside the ${location}`;
+  if (docker?.status === 'ok') return { runnerId: docker.id, note: `ratios${where} are relative to bare Docker (docker run with runc)` };
+  const why = docker ? `${docker.id} ${docker.status}: ${docker.reason}` : 'docker was not requested';
+  if (runc?.status === 'ok') return { runnerId: runc.id, note: `ratios${where} are relative to runc, not Docker (${why}); runc is what Docker runs, minus Docker's seccomp profile` };
+  return { runnerId: null, note: `no baseline${where}: neither docker nor runc ran (${why}); no ratios` };
 }
 
-function metricFor(test: WorkloadTest, outcomes: readonly RunnerOutcome[], samples: Map<string, Map<string, number[]>>, baselineId: string | null): MetricResult {
+function metricFor(test: WorkloadTest, outcomes: readonly RunnerOutcome[], samples: Map<string, Map<string, number[]>>, baselines: Record<string, Baseline>): MetricResult {
   const byRunner: Record<string, MetricByRunner> = {};
-  const baseValues = baselineId ? samples.get(baselineId)?.get(test.name) : undefined;
-  const baseMedian = baseValues && baseValues.length > 0 ? summarize(baseValues).median : undefined;
   for (const o of outcomes) {
     const values = samples.get(o.id)?.get(test.name);
     if (o.status !== 'ok' || !values || values.length === 0) continue;
+    const baseId = baselines[o.location]?.runnerId;
+    const baseValues = baseId ? samples.get(baseId)?.get(test.name) : undefined;
+    const baseMedian = baseValues && baseValues.length > 0 ? summarize(baseValues).median : undefined;
     const s = summarize(values);
     byRunner[o.id] = { ...s, samples: values, ratio: baseMedian !== undefined ? costRatio(s.median, baseMedian, test.better) : null };
   }
   return { test: test.name, group: test.group, title: test.title, unit: test.unit, better: test.better, byRunner };
+}
+
+/** Takes the nested run's outcomes and samples in as `<name>@emulated-host`. */
+function mergeNested(
+  inner: BenchResults,
+  runners: readonly EmulatedHostRunner[],
+  outcomes: Map<string, RunnerOutcome>,
+  samples: Map<string, Map<string, number[]>>,
+  versions: Record<string, string | null>,
+  executed: ScheduledRun[],
+): EmulatedHostRun {
+  for (const r of runners) {
+    const outer = outcomes.get(r.id)!;
+    const got = inner.runners.find((o) => o.id === r.name);
+    if (!got) {
+      outer.status = 'failed';
+      outer.reason = 'the harness inside the emulated host did not report this runner';
+      continue;
+    }
+    outcomes.set(r.id, { ...got, id: r.id, location: 'emulated-host', description: `${got.description}, inside the emulated host`, reason: got.reason && oneLine(`inside the emulated host: ${got.reason}`) });
+    versions[r.id] = inner.host.runtimeVersions[r.name] ?? null;
+    const perTest = new Map<string, number[]>();
+    for (const m of inner.metrics) {
+      const v = m.byRunner[r.name];
+      if (v) perTest.set(m.test, [...v.samples]);
+    }
+    samples.set(r.id, perTest);
+  }
+  for (const e of inner.executed) executed.push({ ...e, runnerId: `${e.runnerId}@emulated-host` });
+  return { host: inner.host, scale: inner.settings.scale, bootMs: 0, kernelRelease: '' };
 }
 
 function headlineRatios(groups: readonly WorkloadGroup[], metrics: readonly MetricResult[], outcomes: readonly RunnerOutcome[]): Record<string, Record<string, number>> {
@@ -216,8 +271,14 @@ function removeWorkRoot(dir: string, log: (m: string) => void): void {
 
 function markFailed(outcome: RunnerOutcome, reason: string, log: (m: string) => void): void {
   outcome.status = 'failed';
-  outcome.reason = reason;
+  outcome.reason = oneLine(reason);
   log(`${outcome.id}: ${reason}`);
+}
+
+/** Reasons go in table cells and sentences: one line, and not a whole log. */
+function oneLine(text: string, max = 400): string {
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {

@@ -26,11 +26,12 @@ export function renderMarkdown(results: BenchResults): string {
     out.push(`| runner | ${groups.map((g) => GROUP_TITLES[g] ?? g).join(' | ')} |`);
     out.push(`|---|${groups.map(() => '---:').join('|')}|`);
     for (const r of ok) {
-      out.push(`| ${r.id} | ${groups.map((g) => fmtRatioOrDash(results.headline[g]?.[r.id])).join(' | ')} |`);
+      const vs = r.location === 'host' ? '' : ` (vs ${results.baselines[r.location]?.runnerId ?? 'no baseline'})`;
+      out.push(`| ${r.id}${vs} | ${groups.map((g) => fmtRatioOrDash(results.headline[g]?.[r.id])).join(' | ')} |`);
     }
     out.push('');
   }
-  out.push(`Baseline: ${results.baseline.note}.`, '');
+  for (const b of Object.values(results.baselines)) out.push(`Baseline: ${b.note}.`, '');
 
   if (results.caveats.length > 0) {
     out.push(`## Read this first`, '');
@@ -72,6 +73,12 @@ export function renderMarkdown(results: BenchResults): string {
   out.push(`- Kernel: ${h.kernel}; Node ${h.node}`);
   out.push(`- Load average (1, 5, 15 min): ${h.loadAverageAtStart.join(', ')} at start; ${(h.loadAverageAtEnd ?? []).join(', ')} at end`);
   for (const [id, v] of Object.entries(h.runtimeVersions)) if (v) out.push(`- ${id}: ${v}`);
+  const e = results.emulatedHost;
+  if (e) {
+    out.push(
+      `- Emulated host (for the @emulated-host runners): QEMU TCG, kernel ${e.kernelRelease}, booted in ${(e.bootMs / 1000).toFixed(1)} s; CPU inside: ${e.host.cpuModel}, virtualization inside: ${e.host.virtualization}; iteration scale ${e.scale}`,
+    );
+  }
   out.push('');
 
   out.push(`## Method`, '');
@@ -91,8 +98,12 @@ function headlineSentence(results: BenchResults, id: string): string {
 
 function noteFor(r: RunnerOutcome, group: string, results: BenchResults): string {
   const notes: string[] = [];
-  if (r.id === results.baseline.runnerId) notes.push('baseline');
-  if (r.location === 'emulated-host') notes.push('inside TCG emulation: not representative of hardware virtualization');
+  const baselineHere = results.baselines[r.location]?.runnerId;
+  if (r.id === baselineHere) notes.push('baseline');
+  if (r.location === 'emulated-host') {
+    notes.push('inside TCG emulation: not representative of hardware virtualization');
+    if (baselineHere && r.id !== baselineHere) notes.push(`ratio vs ${baselineHere}`);
+  }
   if (r.name === 'zone' && r.location === 'host' && results.host.virtualization === 'pvm') notes.push('PVM: not representative of hardware virtualization');
   const factor = r.iterationScale[group as keyof RunnerOutcome['iterationScale']];
   if (factor !== undefined && factor !== 1) notes.push(`${factor * 100}% of the default iterations (a slow runner)`);

@@ -15,12 +15,17 @@ const BAR_HEIGHT = 12;
 const BAR_GAP = 3;
 const METRIC_GAP = 10;
 const GROUP_HEADER = 24;
-const TOP = 100;
 const FONT = 'font-family="DejaVu Sans, Helvetica, Arial, sans-serif"';
 
 export function renderSvg(results: BenchResults): string {
   const baseline = results.baseline.runnerId;
-  const runnerIds = results.runners.filter((r) => r.status === 'ok' && r.id !== baseline).map((r) => r.id);
+  const baselineIds = new Set(Object.values(results.baselines ?? {}).map((b) => b.runnerId));
+  const runnerIds = results.runners.filter((r) => r.status === 'ok' && !baselineIds.has(r.id)).map((r) => r.id);
+  // A runner elsewhere than the host is compared with the baseline measured in the same place.
+  const legendLabel = (id: string): string => {
+    const r = results.runners.find((o) => o.id === id);
+    return r && r.location !== 'host' ? `${id} (vs ${results.baselines[r.location]?.runnerId})` : id;
+  };
   const ratios = results.metrics.flatMap((m) => runnerIds.map((id) => m.byRunner[id]?.ratio).filter((r): r is number => typeof r === 'number'));
   if (!baseline || runnerIds.length === 0 || ratios.length === 0) {
     return emptyChart(baseline ? 'No runner besides the baseline produced figures.' : `No baseline ran: ${results.baseline.note}.`);
@@ -31,8 +36,24 @@ export function renderSvg(results: BenchResults): string {
   const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(2, ...ratios))));
   const x = (r: number): number => PLOT_LEFT + ((Math.log10(r) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * (PLOT_RIGHT - PLOT_LEFT);
 
+  // Legend first: it wraps onto more rows when labels are long, and the plot starts below it.
+  const legend: string[] = [];
+  let legendX = 90;
+  let legendY = 52;
+  runnerIds.forEach((id, i) => {
+    const label = legendLabel(id);
+    const width = 30 + label.length * 7;
+    if (legendX + width > WIDTH - 10) {
+      legendX = 90;
+      legendY += 20;
+    }
+    legend.push(`<rect x="${legendX}" y="${legendY}" width="12" height="12" fill="${PALETTE[i % PALETTE.length]}"/><text x="${legendX + 17}" y="${legendY + 10}" ${FONT} font-size="12" fill="#222">${esc(label)}</text>`);
+    legendX += width;
+  });
+  const top = legendY + 48;
+
   const body: string[] = [];
-  let y = TOP;
+  let y = top;
   for (const group of results.settings.groups) {
     const metrics = results.metrics.filter((m) => m.group === group);
     if (metrics.length === 0) continue;
@@ -67,18 +88,13 @@ export function renderSvg(results: BenchResults): string {
       if (v > hi * 1.0001) break;
       const gx = x(v).toFixed(1);
       const strong = Math.abs(v - 1) < 1e-9;
-      grid.push(`<line x1="${gx}" y1="${TOP - 6}" x2="${gx}" y2="${plotBottom}" stroke="${strong ? '#222' : '#ddd'}" stroke-width="${strong ? 1.5 : 1}"/>`);
+      grid.push(`<line x1="${gx}" y1="${top - 6}" x2="${gx}" y2="${plotBottom}" stroke="${strong ? '#222' : '#ddd'}" stroke-width="${strong ? 1.5 : 1}"/>`);
       grid.push(`<text x="${gx}" y="${plotBottom + 16}" ${FONT} font-size="11" text-anchor="middle" fill="#333">${esc(formatTick(v))}</text>`);
     }
   }
-  grid.push(`<text x="${x(1).toFixed(1)}" y="${TOP - 10}" ${FONT} font-size="11" text-anchor="middle" fill="#222">${esc(baseline)} = 1</text>`);
+  grid.push(`<text x="${x(1).toFixed(1)}" y="${top - 10}" ${FONT} font-size="11" text-anchor="middle" fill="#222">${esc(baseline)} = 1</text>`);
   grid.push(`<line x1="${PLOT_LEFT}" y1="${plotBottom}" x2="${PLOT_RIGHT}" y2="${plotBottom}" stroke="#444"/>`);
   grid.push(`<text x="${(PLOT_LEFT + PLOT_RIGHT) / 2}" y="${plotBottom + 36}" ${FONT} font-size="12" text-anchor="middle" fill="#222">cost relative to ${esc(baseline)} (log scale): right of the line costs more, left costs less</text>`);
-
-  const legend = runnerIds.map((id, i) => {
-    const lx = PLOT_LEFT + i * 130;
-    return `<rect x="${lx}" y="52" width="12" height="12" fill="${PALETTE[i % PALETTE.length]}"/><text x="${lx + 17}" y="62" ${FONT} font-size="12" fill="#222">${esc(id)}</text>`;
-  });
 
   const h = results.host;
   const height = plotBottom + 56;

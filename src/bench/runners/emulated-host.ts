@@ -1,16 +1,25 @@
 /**
- * A container runner inside the emulated virtualization host (a TCG VM with nested SVM, see
- * src/host/emulated), for hosts whose /dev/kvm cannot run zones (PVM or none). There, zones and their
- * baselines must be measured side by side in the same emulated machine, or the ratio would compare a
- * VM under TCG with containers on bare hardware.
+ * Runners inside the emulated virtualization host (QEMU TCG with nested SVM, src/host/emulated), for
+ * hosts whose /dev/kvm cannot run zones (PVM or none). There, zones and their baselines must be measured
+ * side by side in the same emulated machine: a ratio of a VM under TCG to containers on the real host
+ * would measure TCG, not the zone.
  *
- * Not wired up yet: EmulatedHost is being written. The intended shape: prepare() boots the emulated host
- * once (shared by every runner placed there), copies the workload in, and prepares the inner runner there;
- * run() executes the inner runner's command through the emulated host's exec channel.
+ * How: the emulated host is booted once and runs this same harness inside (`bulkhead bench --where host
+ * --json`, over the real root shared read-only), with the same method (interleaved rounds, warm-ups);
+ * its results come back as `<runner>@emulated-host`, with ratios against the baseline measured in there.
+ * Each EmulatedHostRunner only stands for one runner name in that nested run.
  */
+import * as fs from 'node:fs';
 import { BulkheadError } from '../../errors';
-import type { WorkloadResult } from '../workload';
+import type { BenchResults } from '../method/results';
+import type { WorkloadGroup, WorkloadResult } from '../workload';
 import { runnerId, type Availability, type BenchRunner, type RunnerName } from './runner';
+
+/**
+ * Iteration multiplier inside the emulated host: TCG runs the workload ~50-200x slower than the host,
+ * and a default run must finish in minutes. Figures are per operation, so they stay comparable in there.
+ */
+export const EMULATED_HOST_SCALE = 0.02;
 
 export class EmulatedHostRunner implements BenchRunner {
   readonly location = 'emulated-host' as const;
@@ -18,40 +27,124 @@ export class EmulatedHostRunner implements BenchRunner {
   readonly description: string;
   readonly iterationScale = {};
 
-  constructor(readonly name: Exclude<RunnerName, 'zone'>) {
+  constructor(readonly name: RunnerName) {
     this.id = runnerId(name, 'emulated-host');
-    this.description = `${name} inside the emulated host (TCG VM with nested SVM)`;
+    this.description = `${name} inside the emulated host (QEMU TCG with nested SVM)`;
   }
 
   async probe(): Promise<Availability> {
-    return { available: false, reason: emulatedHostUnavailableReason() };
+    const reason = await emulatedHostUnavailableReason();
+    return reason ? { available: false, reason } : { available: true };
   }
 
   async version(): Promise<string | undefined> {
     return undefined;
   }
 
-  async prepare(): Promise<void> {
-    throw new BulkheadError('BENCH_RUNNER_UNAVAILABLE', emulatedHostUnavailableReason());
-  }
+  // The nested run (runInEmulatedHost) does the work; these are never called by the method.
+  async prepare(): Promise<void> {}
 
   async run(): Promise<WorkloadResult[]> {
-    throw new BulkheadError('BENCH_RUNNER_UNAVAILABLE', emulatedHostUnavailableReason());
+    throw new BulkheadError('BENCH_FAILED', `${this.id} runs as part of a nested run in the emulated host, not one run at a time`);
   }
 
   async cleanup(): Promise<void> {}
 }
 
-export function emulatedHostUnavailableReason(): string {
-  let hasEmulatedHost = false;
+interface EmulatedHostModule {
+  EmulatedHost: {
+    start(opts: { bootTimeoutMs?: number }): Promise<EmulatedHostLike>;
+  };
+}
+
+interface EmulatedHostLike {
+  readonly bootMs: number;
+  readonly kernelRelease: string;
+  bulkhead(args: readonly string[], opts: { timeoutMs?: number; onStderr?: (chunk: Buffer) => void }): Promise<{ exitCode: number | null; stdout: string; stderr: string; timedOut: boolean }>;
+  stop(opts?: { timeoutMs?: number }): Promise<void>;
+}
+
+function loadEmulatedHost(): EmulatedHostModule | undefined {
   try {
-    // Loaded lazily: the emulated host is another area's module and may not exist in this build.
+    // Loaded lazily: another area's module, and it pulls in QEMU and kernel handling.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    hasEmulatedHost = typeof (require('../../host/emulated') as Record<string, unknown>).EmulatedHost === 'function';
+    const mod = require('../../host/emulated') as Partial<EmulatedHostModule>;
+    return typeof mod.EmulatedHost?.start === 'function' ? (mod as EmulatedHostModule) : undefined;
   } catch {
-    hasEmulatedHost = false;
+    return undefined;
   }
-  return hasEmulatedHost
-    ? 'the emulated host exists (EmulatedHost), but running benchmark runners inside it is not wired up yet'
-    : 'the emulated host (EmulatedHost, src/host/emulated) is not available yet';
+}
+
+/** Why the emulated host cannot be used here, or undefined when it can. Changes nothing. */
+export async function emulatedHostUnavailableReason(): Promise<string | undefined> {
+  if (!loadEmulatedHost()) return 'the emulated host (EmulatedHost, src/host/emulated) is not available in this build';
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { findKernel } = require('../../kernel') as { findKernel(o: { config: string }): Promise<{ vmlinux?: string } | undefined> };
+    const kernel = await findKernel({ config: 'host' });
+    if (!kernel?.vmlinux || !fs.existsSync(kernel.vmlinux)) return 'no emulated-host kernel is built yet (bulkhead kernel build --config host)';
+  } catch (err) {
+    return `cannot look for the emulated-host kernel: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  return undefined;
+}
+
+export interface NestedRunSettings {
+  readonly names: readonly RunnerName[];
+  readonly groups: readonly WorkloadGroup[];
+  readonly runs: number;
+  readonly warmups: number;
+  readonly scale: number;
+  readonly signal?: AbortSignal;
+  readonly log: (message: string) => void;
+}
+
+export interface NestedRunOutcome {
+  readonly results: BenchResults;
+  readonly bootMs: number;
+  readonly kernelRelease: string;
+}
+
+/** Boots the emulated host, runs the harness inside for `names`, stops it (also when aborted). */
+export async function runInEmulatedHost(settings: NestedRunSettings): Promise<NestedRunOutcome> {
+  const mod = loadEmulatedHost();
+  if (!mod) throw new BulkheadError('BENCH_RUNNER_UNAVAILABLE', 'the emulated host is not available in this build');
+  settings.log('emulated host: booting (QEMU TCG) ...');
+  const host = await mod.EmulatedHost.start({ bootTimeoutMs: 180_000 });
+  const onAbort = (): void => void host.stop({ timeoutMs: 2000 });
+  settings.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    settings.log(`emulated host: up in ${(host.bootMs / 1000).toFixed(1)} s (kernel ${host.kernelRelease}); running the harness inside ...`);
+    const args = [
+      'bench', '--where', 'host', '--json', '--out', '/tmp/bulkhead-bench-nested',
+      '--runners', settings.names.join(','), '--only', settings.groups.join(','),
+      '--runs', String(settings.runs), '--warmups', String(settings.warmups), '--scale', String(settings.scale * EMULATED_HOST_SCALE),
+    ];
+    let pending = '';
+    const r = await host.bulkhead(args, {
+      timeoutMs: 60 * 60_000,
+      onStderr: (chunk) => {
+        // Relay the inner progress lines, marked, as they come.
+        pending += chunk.toString('utf8');
+        const lines = pending.split('\n');
+        pending = lines.pop() ?? '';
+        for (const line of lines) if (line.trim()) settings.log(`[emulated host] ${line.replace(/^bench: /, '')}`);
+      },
+    });
+    if (settings.signal?.aborted) throw new BulkheadError('BENCH_FAILED', 'aborted');
+    if (r.exitCode !== 0 || r.timedOut) {
+      throw new BulkheadError('BENCH_FAILED', `the harness inside the emulated host ${r.timedOut ? 'timed out' : `exited with ${r.exitCode}`}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    }
+    let results: BenchResults;
+    try {
+      results = JSON.parse(r.stdout) as BenchResults;
+    } catch {
+      throw new BulkheadError('BENCH_FAILED', `the harness inside the emulated host printed no JSON results: ${r.stdout.slice(0, 200)}`);
+    }
+    return { results, bootMs: host.bootMs, kernelRelease: host.kernelRelease };
+  } finally {
+    settings.signal?.removeEventListener('abort', onAbort);
+    await host.stop({ timeoutMs: 10_000 });
+    settings.log('emulated host: stopped');
+  }
 }
