@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import t, { type Test } from 'tap';
 import { createHostRunner } from '../../src/bench/runners';
 import { processesMentioning } from '../../src/bench/process';
+import { emulatedHostUnavailableReason } from '../../src/bench/runners/emulated-host';
 import { hostState } from './host-state';
 
 const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cjs', 'cli', 'main.js');
@@ -18,9 +19,9 @@ interface Bench {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-function startBench(tmp: string, runners: string): Bench {
+function startBench(tmp: string, runners: string, where = 'host'): Bench {
   let stderr = '';
-  const child = spawn(process.execPath, [CLI, 'bench', '--runners', runners, '--where', 'host', '--runs', '3', '--warmups', '0', '--scale', '0.5', '--out', path.join(tmp, 'out')], {
+  const child = spawn(process.execPath, [CLI, 'bench', '--runners', runners, '--where', where, '--runs', '3', '--warmups', '0', '--scale', '0.5', '--out', path.join(tmp, 'out')], {
     env: { ...process.env, TMPDIR: tmp },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -38,11 +39,11 @@ async function waitFor(what: string, condition: () => boolean, timeoutMs = 60_00
 }
 
 /** Runs the CLI, waits for `ready` (a moment when something is really set up), sends `signal`, then checks the host. */
-async function abortCase(t: Test, runners: string, signal: NodeJS.Signals, ready: (tmp: string, stderr: string) => boolean, readyWhat: string): Promise<void> {
+async function abortCase(t: Test, runners: string, signal: NodeJS.Signals, ready: (tmp: string, stderr: string) => boolean, readyWhat: string, where = 'host'): Promise<void> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build:ts first`);
   const before = hostState();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulkhead-bench-abort-'));
-  const bench = startBench(tmp, runners);
+  const bench = startBench(tmp, runners, where);
   try {
     await waitFor(readyWhat, () => ready(tmp, bench.stderr()) || bench.child.exitCode !== null);
     t.equal(bench.child.exitCode, null, `still running when ${readyWhat}`);
@@ -146,4 +147,11 @@ t.test('after a SIGKILL (no chance to clean up), the next run sweeps what was le
   t.same(fs.readdirSync(tmp), ['out'], 'only the new report is left in TMPDIR');
   t.same(processesMentioning(tmp), [], 'the old dockerd, containerd and container are gone');
   t.same(hostState(), before, 'host state as before');
+});
+
+t.test('SIGINT while the harness runs inside the emulated host', async (t) => {
+  const reason = await emulatedHostUnavailableReason();
+  if (reason) return t.pass('emulated-host case', { skip: reason });
+  // QEMU, its run dir and everything inside go; the real host is as before.
+  await abortCase(t, 'bare', 'SIGINT', (_tmp, stderr) => /\[emulated host\] \[1\/\d+\] bare: run/.test(stderr), 'the nested run has started', 'emulated-host');
 });

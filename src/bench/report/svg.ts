@@ -20,7 +20,11 @@ const FONT = 'font-family="DejaVu Sans, Helvetica, Arial, sans-serif"';
 export function renderSvg(results: BenchResults): string {
   const baseline = results.baseline.runnerId;
   const baselineIds = new Set(Object.values(results.baselines ?? {}).map((b) => b.runnerId));
-  const runnerIds = results.runners.filter((r) => r.status === 'ok' && !baselineIds.has(r.id)).map((r) => r.id);
+  // Runners with no ratio at all (no baseline where they ran) have nothing to draw; the report lists them.
+  const runnerIds = results.runners
+    .filter((r) => r.status === 'ok' && !baselineIds.has(r.id))
+    .map((r) => r.id)
+    .filter((id) => results.metrics.some((m) => typeof m.byRunner[id]?.ratio === 'number'));
   // A runner elsewhere than the host is compared with the baseline measured in the same place.
   const legendLabel = (id: string): string => {
     const r = results.runners.find((o) => o.id === id);
