@@ -1,10 +1,12 @@
 // The addon's entry point: the exports the TypeScript layer (src/kvm/native.ts) builds on.
 //   Kvm, Vm                         classes over bh_kvm / bh_vm (kvm_wrap.cc, vm_wrap.cc)
 //   probeKvm, dlopenCheck, vsockCheck, eventfdTryRead, eventfdWrite   (host_checks.cc)
+//   linux                           Linux boot and legacy devices (linux_wrap.cc)
 //   constants                       the core's enums, so TypeScript does not restate them by hand
 #include <napi.h>
 
 #include "addon.h"
+#include "linux_wrap.h"
 
 extern "C" {
 #include "bulkhead.h"
@@ -30,6 +32,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     InitKvm(env, exports, data);
     InitVm(env, exports, data);
     InitHostChecks(env, exports);
+    InitLinux(env, exports);
     exports.Set("constants", Constants(env));
     return exports;
 }

@@ -11,14 +11,14 @@ namespace bulkhead {
 // Lifetime of VmCore: one reference for the JavaScript object, one for the ThreadSafeFunction, one per
 // in-flight worker. The last one to let go destroys the VM if nobody did (environment teardown).
 
-static void CoreAcquire(VmCore *core) { core->holders.fetch_add(1); }
+void CoreAcquire(VmCore *core) { core->holders.fetch_add(1); }
 
-static void CoreRelease(VmCore *core) {
+void CoreRelease(VmCore *core) {
     if (core->holders.fetch_sub(1) != 1) return;
     if (core->vm) bh_vm_destroy(core->vm);
     core->vm = nullptr;
     if (core->kvm) KvmRefRelease(core->kvm);
-    delete core;
+    delete core; // and its extension's devices, now that the VM is gone
 }
 
 // Destroys the VM now (bounded: the core stops and joins its threads). Caller holds no lock.
@@ -49,6 +49,15 @@ void FinalizeCore(Napi::Env, void *, VmCore *core) {
 
 static void Post(VmCore *core, Message *message) {
     if (core->tsfn.NonBlockingCall(message) != napi_ok) delete message;
+}
+
+bool PostCustom(VmCore *core, std::function<void(Napi::Env)> fn) {
+    Message *message = new Message{};
+    message->kind = MessageKind::Custom;
+    message->custom = std::move(fn);
+    if (core->tsfn.NonBlockingCall(message) == napi_ok) return true;
+    delete message;
+    return false;
 }
 
 static void OnExit(void *opaque, const bh_vcpu_exit *exit) {
@@ -155,6 +164,9 @@ void CallJs(Napi::Env env, Napi::Function callback, VmCore *core, Message *messa
         callback.Call({Napi::String::New(env, "io"), obj});
         break;
     }
+    case MessageKind::Custom:
+        if (message->custom) message->custom(env);
+        break;
     }
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <napi.h>
@@ -22,7 +23,7 @@ namespace bulkhead {
 
 struct VmCore;
 
-enum class MessageKind { Exit, State, Io };
+enum class MessageKind { Exit, State, Io, Custom };
 
 struct Message {
     MessageKind kind;
@@ -31,6 +32,7 @@ struct Message {
     uint32_t handler_id;
     uint64_t seq;
     bh_io_access access;
+    std::function<void(Napi::Env)> custom; // MessageKind::Custom: run on the JavaScript thread
 };
 
 void CallJs(Napi::Env env, Napi::Function callback, VmCore *core, Message *message);
@@ -42,6 +44,12 @@ using MessageTsfn = Napi::TypedThreadSafeFunction<VmCore, Message, CallJs>;
 struct IoSlot {
     VmCore *core;
     uint32_t handler_id;
+};
+
+// Device models other parts of the binding attach to a VM (linux_wrap.cc). Deleted with the VmCore, i.e. after
+// bh_vm_destroy: a registered port range cannot be removed, so devices must outlive their VM (bulkhead.h).
+struct VmExtension {
+    virtual ~VmExtension() = default;
 };
 
 // Shared between the JavaScript object, the vCPU threads and the workers. Freed by the ThreadSafeFunction's
@@ -61,13 +69,22 @@ struct VmCore {
     // completions (after a stop, after a handler error) are dropped.
     std::unique_ptr<std::atomic<uint64_t>[]> pending_seq;
     std::unique_ptr<uint64_t[]> io_counter;
+    std::unique_ptr<VmExtension> extension; // see VmExtension
 };
+
+// For extensions: keep a VmCore alive (e.g. across a worker), and post a function to the JavaScript thread
+// through the VM's queue, in order with its exit/state/io messages (any thread; false if the queue is closed).
+void CoreAcquire(VmCore *core);
+void CoreRelease(VmCore *core);
+bool PostCustom(VmCore *core, std::function<void(Napi::Env)> fn);
 
 class VmWrap : public Napi::ObjectWrap<VmWrap> {
   public:
     static Napi::Function DefineClass(Napi::Env env);
     explicit VmWrap(const Napi::CallbackInfo &info);
     ~VmWrap() override;
+    // The shared core (nullptr only while the object is being torn down), for extensions.
+    VmCore *core() const { return core_; }
 
   private:
     friend class VmOpWorker;
