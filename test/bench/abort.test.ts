@@ -9,7 +9,7 @@ import t, { type Test } from 'tap';
 import { createHostRunner } from '../../src/bench/runners';
 import { processesMentioning } from '../../src/bench/process';
 import { emulatedHostUnavailableReason } from '../../src/bench/runners/emulated-host';
-import { hostState } from './host-state';
+import { hostState } from './fixtures/host-state';
 
 const CLI = path.resolve(__dirname, '..', '..', 'dist', 'cjs', 'cli', 'main.js');
 

@@ -5,11 +5,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
 import { createHostRunner } from '../../src/bench/runners';
-import { EmulatedHostRunner } from '../../src/bench/runners/emulated-host';
+import { EmulatedHostRunner, emulatedHostUnavailableReason } from '../../src/bench/runners/emulated-host';
 import type { BenchRunner } from '../../src/bench/runners/runner';
 import { ZoneRunner } from '../../src/bench/runners/zone';
 import { buildWorkload, iterationsFor, WORKLOAD_TESTS } from '../../src/bench/workload';
-import { hostState } from './host-state';
+import { hostState } from './fixtures/host-state';
 
 /** Loose bounds per unit: a figure outside them means a broken measurement, not a slow machine. */
 const SANE: Record<string, [number, number]> = {
@@ -68,7 +68,9 @@ t.test('unavailable runners say why', async (t) => {
   const inEmulatedHost: BenchRunner = new EmulatedHostRunner('docker');
   const e = await inEmulatedHost.probe();
   t.equal(inEmulatedHost.id, 'docker@emulated-host');
-  t.equal(e.available, false);
-  if (!e.available) t.match(e.reason, /emulated host/);
+  t.equal(inEmulatedHost.location, 'emulated-host');
+  const why = await emulatedHostUnavailableReason();
+  t.equal(e.available, why === undefined, `available exactly when the emulated host can boot here (${why ?? 'it can'})`);
+  if (!e.available) t.match(e.reason, /emulated-host kernel|emulated host/);
   await t.rejects(new ZoneRunner('emulated-host').prepare(), { code: 'BENCH_RUNNER_UNAVAILABLE' });
 });
