@@ -258,8 +258,11 @@ static int classify_exit(const bh_vcpu_exit *e, double secs)
         if (strncmp(e->message, "reset", 5) == 0) /* "reset at rip 0x..." */
             return report("reset", "i8042 reset line", EXIT_RESET, secs);
         return report("power-off", e->message, EXIT_POWEROFF, secs);
-    case BH_EXIT_SHUTDOWN:
-        return report("shutdown", "triple fault", EXIT_SHUTDOWN, secs);
+    case BH_EXIT_SHUTDOWN: {
+        char detail[200];
+        snprintf(detail, sizeof detail, "triple fault on vCPU %u (%s)", e->vcpu, e->message);
+        return report("shutdown", detail, EXIT_SHUTDOWN, secs);
+    }
     case BH_EXIT_SYSTEM_EVENT:
         if (e->detail[0] == KVM_SYSTEM_EVENT_SHUTDOWN)
             return report("power-off", "KVM_SYSTEM_EVENT_SHUTDOWN", EXIT_POWEROFF, secs);
