@@ -112,6 +112,20 @@ t.test('Linux boots in bulkhead (bh-boot) inside the emulated host', async (t) =
     t.match(r.stdout, /smp: Brought up 1 node, 2 CPUs/);
   });
 
+  t.test('4 vCPUs', async (t) => {
+    const r = await zoneBoot('vmlinux, 4 vCPUs', `${BASE_CMDLINE} bhaction=poweroff`, ['--vcpus', '4']);
+    t.equal(r.exitCode, EXIT.poweroff, 'power-off', lastLines(r));
+    t.match(r.stdout, /^BH-NPROC: 4\r?$/m, 'the guest sees 4 CPUs');
+  });
+
+  t.test('RAM above the MMIO hole: 3.25 GiB, of which 256 MiB at 4 GiB', async (t) => {
+    const r = await zoneBoot('3.25 GiB RAM', `${BASE_CMDLINE} bhaction=poweroff`, ['--memory-mib', '3328']);
+    t.equal(r.exitCode, EXIT.poweroff, 'power-off', lastLines(r));
+    t.match(r.stdout, /BIOS-e820: \[mem 0x0000000100000000-0x000000010fffffff\] usable/, 'high RAM in the e820 map');
+    const kib = Number(/^BH-MEMTOTAL: (\d+)\r?$/m.exec(r.stdout)?.[1] ?? 0);
+    t.ok(kib > 3 * 1024 * 1024, `MemTotal ${kib} KiB > 3 GiB: the kernel uses RAM above 4 GiB`);
+  });
+
   t.test('serial input reaches the guest', async (t) => {
     const r = await zoneBoot('serial input', `${BASE_CMDLINE} bhecho=1 bhaction=poweroff`, ['--stdin-after', 'BH-READY'], {
       stdin: 'hello over the 16550\n',

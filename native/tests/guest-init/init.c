@@ -5,6 +5,7 @@
  *   BH-INIT      the marker: userspace was reached
  *   BH-NPROC     online CPUs (the guest saw every vCPU the MP table announced)
  *   BH-CMDLINE   /proc/cmdline (the command line arrived intact)
+ *   BH-MEMTOTAL  MemTotal from /proc/meminfo, in KiB (the e820 map reached the kernel)
  *   BH-ECHO      with `bhecho=1`: one line read from the console (serial input reached the guest)
  * then ends the way `bhaction=` says: poweroff (default), reboot, or panic (init exits, so the
  * kernel panics with "Attempted to kill init").
@@ -45,6 +46,19 @@ static void cmdline_value(const char *key, char *out, size_t max)
     }
 }
 
+static long mem_total_kib(void)
+{
+    char line[128];
+    long kib = -1;
+    FILE *f = fopen("/proc/meminfo", "r");
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemTotal: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
 static void echo_one_line(void)
 {
     char line[256];
@@ -67,6 +81,7 @@ int main(void)
     printf("BH-INIT: hello from the guest\n");
     printf("BH-NPROC: %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
     printf("BH-CMDLINE: %s\n", cmdline);
+    printf("BH-MEMTOTAL: %ld\n", mem_total_kib());
     fflush(stdout);
     char value[64];
     cmdline_value("bhecho", value, sizeof value);
