@@ -31,3 +31,13 @@ export type { IoAccess, IoHandler, IoValue } from './io';
 export type { VmExit, ExitReason } from './exits';
 export { Irqfd, Ioeventfd } from './irq';
 export { GuestMemoryOutOfRangeError } from './errors';
+// Linux boot and legacy devices. These modules also add vm.loadLinux(), vm.addSerialConsole(), vm.addI8042(),
+// vm.addDebugExit() and vm.watchPowerOff() to Vm.
+export { loadLinux, checkKernelImage, KernelInvalidError } from './linux';
+export type { LoadLinuxOptions, LinuxBootInfo, KernelImageInfo, LinuxEntry } from './linux';
+export { SerialConsole, addSerialConsole } from './serial';
+export type { SerialConsoleOptions, SerialConsoleEvents } from './serial';
+export { I8042, DebugExit, watchPowerOff, classifyEnd } from './power';
+export type { PowerOffWatch, GuestEndReason } from './power';
+export { bootLinux, lastLines, PANIC_MARKER, DEFAULT_LINUX_CMDLINE } from './boot-linux';
+export type { BootLinuxOptions, BootLinuxResult, BootLinuxReason } from './boot-linux';
