@@ -196,7 +196,7 @@ function chooseBaseline(outcomes: readonly RunnerOutcome[], location: RunnerLoca
   const here = (name: string): RunnerOutcome | undefined => outcomes.find((o) => o.name === name && o.location === location);
   const docker = here('docker');
   const runc = here('runc');
-  const where = location === 'host' ? '' : ` inside the ${location}`;
+  const where = location === 'host' ? '' : ' inside the emulated host';
   if (docker?.status === 'ok') return { runnerId: docker.id, note: `ratios${where} are relative to bare Docker (docker run with runc)` };
   const why = docker ? `${docker.id} ${docker.status}: ${docker.reason}` : 'docker was not requested';
   if (runc?.status === 'ok') return { runnerId: runc.id, note: `ratios${where} are relative to runc, not Docker (${why}); runc is what Docker runs, minus Docker's seccomp profile` };

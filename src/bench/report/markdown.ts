@@ -25,7 +25,8 @@ export function renderMarkdown(results: BenchResults): string {
     const groups = results.settings.groups;
     out.push(`| runner | ${groups.map((g) => GROUP_TITLES[g] ?? g).join(' | ')} |`);
     out.push(`|---|${groups.map(() => '---:').join('|')}|`);
-    for (const r of ok) {
+    // Runners with no baseline where they ran have no ratios: they appear in the results table only.
+    for (const r of ok.filter((o) => results.settings.groups.some((g) => results.headline[g]?.[o.id] !== undefined))) {
       const vs = r.location === 'host' ? '' : ` (vs ${results.baselines[r.location]?.runnerId ?? 'no baseline'})`;
       out.push(`| ${r.id}${vs} | ${groups.map((g) => fmtRatioOrDash(results.headline[g]?.[r.id])).join(' | ')} |`);
     }

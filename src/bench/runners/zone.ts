@@ -23,7 +23,7 @@ export class ZoneRunner implements BenchRunner {
       available: false,
       reason:
         'zones are not implemented yet: there is no zone runtime (OCI image to VM with its own kernel and agent) to boot the workload in' +
-        (this.location === 'emulated-host' ? ', and this host would run zones inside the emulated host, which is not ready either' : ''),
+        (this.location === 'emulated-host' ? ' (on this host they would run inside the emulated host: its /dev/kvm is not hardware virtualization)' : ''),
     };
   }
 
