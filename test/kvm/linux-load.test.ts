@@ -140,24 +140,24 @@ t.test('refused kernels are typed errors (KERNEL_INVALID) and leave the VM usabl
     refuses(t, () => checkKernelImage(kernel, 64), 'KERNEL_INVALID', re, `${what} (checkKernelImage)`);
   };
   bad(randomBytes(64 * 1024), /neither an ELF vmlinux nor a bzImage/, 'random bytes');
-  bad(Buffer.alloc(0), /./, 'empty');
-  bad(elfHeader(1, 3), /./, '32-bit ELF');
-  bad(elfHeader(2, 183 /* aarch64 */), /./, 'ELF for another machine');
-  bad(elfHeader(2, 62, 64, 4), /./, 'ELF whose program headers run past the end');
-  bad(elfHeader(2, 62, 1 << 30), /./, 'ELF with program headers far outside the file');
+  bad(Buffer.alloc(0), /empty/, 'empty');
+  bad(elfHeader(1, 3), /32-bit/, '32-bit ELF');
+  bad(elfHeader(2, 183 /* aarch64 */), /not x86-64/, 'ELF for another machine');
+  bad(elfHeader(2, 62, 64, 4), /outside the file/, 'ELF whose program headers run past the end');
+  bad(elfHeader(2, 62, 1 << 30), /outside the file/, 'ELF with program headers far outside the file');
 
   const { k, why } = await zoneKernel();
   if (k) {
     const vmlinux = readFileSync(k.vmlinux);
-    bad(vmlinux.subarray(0, 4096), /./, 'truncated vmlinux (first 4 KiB)');
+    bad(vmlinux.subarray(0, 4096), /outside the file|truncated/, 'truncated vmlinux (first 4 KiB)');
     const bz = readFileSync(k.bzImage);
     const wrongMagic = Buffer.from(bz);
     wrongMagic.write('XXXX', 0x202, 'latin1');
-    bad(wrongMagic, /./, 'bzImage with a wrong header magic');
+    bad(wrongMagic, /HdrS/, 'bzImage with a wrong header magic');
     const oldProtocol = Buffer.from(bz);
     oldProtocol.writeUInt16LE(0x0206, 0x206);
     bad(oldProtocol, /protocol|2\.0?6|version/i, 'bzImage with boot protocol 2.06');
-    bad(bz.subarray(0, 16 * 1024), /./, 'truncated bzImage');
+    bad(bz.subarray(0, 16 * 1024), /truncated/, 'truncated bzImage');
     refuses(t, () => vm.loadLinux({ kernel: bz, entry: 'pvh' }), 'KERNEL_INVALID', /PVH/, 'PVH entry of a bzImage');
 
     // Configuration the kernel cannot take: INVALID_CONFIG with what is allowed.
