@@ -80,7 +80,8 @@ export function caveatsFor(facts: HostFacts, measuredLocations: readonly string[
   const load = Math.max(...facts.loadAverageAtStart, ...(facts.loadAverageAtEnd ?? []));
   if (load > facts.cpuCount * 0.5) {
     caveats.push(
-      `The machine was busy (load average up to ${load} on ${facts.cpuCount} CPUs during the run): timings are noisier than usual; the min-max ranges show how much.`,
+      `The machine was busy (load average up to ${load} on ${facts.cpuCount} CPUs during the run): timings are noisier than usual; the min-max ranges show how much. ` +
+        'Scheduling-bound tests (fork, pipe ping-pong) can also favour containers then: a container competes for CPU as its own cgroup, the bare process as one task among all of the host’s.',
     );
   }
   return caveats;
