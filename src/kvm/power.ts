@@ -75,6 +75,8 @@ export function watchPowerOff(vm: Vm, options: { intervalMs?: number } = {}): Po
   }
   const native = vm.nativeFor('watch for power-off');
   let finished = false;
+  let checking = false;
+  let stoppedSeen = false;
   let timer: NodeJS.Timeout | undefined;
   let resolveDone!: (v: boolean) => void;
   const done = new Promise<boolean>((r) => (resolveDone = r));
@@ -85,7 +87,12 @@ export function watchPowerOff(vm: Vm, options: { intervalMs?: number } = {}): Po
     vm.off('stopped', onStopped);
     resolveDone(detected);
   };
-  const onStopped = (): void => finish(false);
+  // A check that finds the guest halted stops the VM itself: its 'stopped' may arrive before the check's
+  // answer, so while a check is out, the answer decides.
+  const onStopped = (): void => {
+    stoppedSeen = true;
+    if (!checking) finish(false);
+  };
   const schedule = (): void => {
     if (finished) return;
     timer = setTimeout(() => void tick(), intervalMs);
@@ -101,13 +108,23 @@ export function watchPowerOff(vm: Vm, options: { intervalMs?: number } = {}): Po
     }
     if (state === 'stopped' || state === 'destroyed') return finish(false);
     if (state === 'running') {
+      checking = true;
+      let halted = false;
       try {
-        if (await linuxNative().guestHalted(native)) return finish(true);
+        halted = await linuxNative().guestHalted(native);
       } catch (err) {
         const e = translateNativeError(err) as { code?: string };
-        if (e.code === 'INVALID_STATE' || e.code === 'VM_DESTROYED') return finish(false);
+        if (e.code === 'INVALID_STATE' || e.code === 'VM_DESTROYED') stoppedSeen = true;
         // Anything else is unexpected, but must not crash the caller's process: keep watching.
+      } finally {
+        checking = false;
       }
+      if (halted) {
+        // Resolve once the VM's exits (which say "power-off") have all been delivered.
+        await vm.waitForStop().catch(() => undefined);
+        return finish(true);
+      }
+      if (stoppedSeen) return finish(false);
     }
     schedule();
   };
