@@ -350,7 +350,7 @@ size_t bh_serial_recent_output(bh_serial *serial, uint8_t *dst, size_t max);
  * Command 0xFE (pulse reset) calls bh_vm_request_stop(BH_EXIT_GUEST_REQUEST, "reset"). */
 typedef struct bh_i8042 bh_i8042;
 /* Guest power-off without ACPI: Linux has no power-off device then and halts every CPU with
- * interrupts off ("reboot: System halted"); a VMM detects that state (see native/tools/bh-boot.c).
+ * interrupts off ("reboot: System halted"); bh_linux_guest_halted detects that state.
  * Reboot is the i8042 reset (`reboot=k`) or a triple fault (`reboot=t`, BH_EXIT_SHUTDOWN). */
 int bh_i8042_create(bh_vm *vm, bh_i8042 **out, bh_error *err);
 void bh_i8042_destroy(bh_i8042 *dev);
