@@ -18,18 +18,13 @@ export class DockerRunner implements BenchRunner {
   readonly name = 'docker' as const;
   readonly location = 'host' as const;
   readonly id = 'docker';
+  readonly description = 'docker run (runc, default seccomp profile); a private dockerd is started when none is reachable';
   readonly iterationScale = {};
   private daemon: PrivateDockerd | undefined;
   private env: NodeJS.ProcessEnv = process.env;
   private image: string | undefined;
   private ownDaemon = false;
   private readonly live = new Set<string>();
-
-  get description(): string {
-    return this.ownDaemon
-      ? 'docker run (runc, default seccomp profile), on a private dockerd started for the run'
-      : 'docker run (runc, default seccomp profile)';
-  }
 
   async probe(): Promise<Availability> {
     if (!which('docker')) return { available: false, reason: 'the docker client is not installed' };
@@ -103,6 +98,7 @@ export class DockerRunner implements BenchRunner {
     this.image = undefined;
     if (this.daemon) await this.daemon.stop();
     this.daemon = undefined;
+    this.ownDaemon = false;
     this.env = process.env;
   }
 
