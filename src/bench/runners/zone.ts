@@ -1,7 +1,13 @@
 /**
  * The zone runner: the workload's image booted in its own small VM. Zones do not exist yet, so this
  * runner only reports why it cannot run; the interface is the same as every other runner's, so the
- * method and the report need no change when it learns to run.
+ * method and the report need no change when it learns to run. The intended shape:
+ *   prepare(): the same FROM-scratch image the docker runner imports (one static binary) becomes the
+ *              zone's root filesystem; the zone kernel is built or taken from the cache; boot is not timed.
+ *   run():     exec `/workload TEST=N ...` in the zone through its agent, collect stdout, parse it.
+ *   cleanup(): destroy the zone (and its VM), remove the image.
+ * Where /dev/kvm is not hardware virtualization, zone@emulated-host joins the nested run in the emulated
+ * host (see emulated-host.ts) so that it is compared with docker measured in the same machine.
  */
 import type { WorkloadResult } from '../workload';
 import { BulkheadError } from '../../errors';
