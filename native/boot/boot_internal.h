@@ -127,6 +127,11 @@ typedef struct bh_e820_entry {
 } bh_e820_entry;
 size_t bh_e820_build(const bh_boot_plan *plan, bh_e820_entry *out, size_t max);
 
+/* boot_params.c: the zero page for a plan, in a host buffer (no VM: fuzzable); returns the
+ * number of e820 entries. */
+#define BH_ZERO_PAGE_SIZE 4096
+uint32_t bh_zero_page_build(const bh_boot_plan *plan, uint8_t zp[BH_ZERO_PAGE_SIZE]);
+
 /* Writers into guest memory (each returns 0 or a negative bh_status). */
 int bh_boot_write_kernel(bh_vm *vm, const bh_boot_plan *plan, bh_error *err);
 int bh_boot_write_cmdline_initrd(bh_vm *vm, const bh_boot_plan *plan, const char *cmdline,

@@ -32,7 +32,6 @@
 #define BP_SETUP_DATA 0x250
 #define BP_E820_TABLE 0x2d0
 #define BP_E820_MAX 128
-#define BP_SIZE 4096
 
 #define LOADER_UNDEFINED 0xff
 #define LOADED_HIGH 0x01
@@ -84,14 +83,20 @@ static uint32_t zp_e820(uint8_t *zp, const bh_boot_plan *plan)
     return (uint32_t)n;
 }
 
+uint32_t bh_zero_page_build(const bh_boot_plan *plan, uint8_t zp[BH_ZERO_PAGE_SIZE])
+{
+    memset(zp, 0, BH_ZERO_PAGE_SIZE);
+    zp_setup_header(zp, plan);
+    zp_initrd_and_cmdline(zp, plan);
+    uint32_t entries = zp_e820(zp, plan);
+    zp[BP_SENTINEL] = 0;
+    return entries;
+}
+
 int bh_boot_write_zero_page(bh_vm *vm, const bh_boot_plan *plan, uint32_t *e820_count,
                             bh_error *err)
 {
-    uint8_t zp[BP_SIZE];
-    memset(zp, 0, sizeof zp);
-    zp_setup_header(zp, plan);
-    zp_initrd_and_cmdline(zp, plan);
-    *e820_count = zp_e820(zp, plan);
-    zp[BP_SENTINEL] = 0;
+    uint8_t zp[BH_ZERO_PAGE_SIZE];
+    *e820_count = bh_zero_page_build(plan, zp);
     return bh_mem_write(vm, BH_BOOT_ZERO_PAGE_ADDR, zp, sizeof zp, err);
 }
