@@ -8,6 +8,7 @@ import { createHostRunner } from '../../src/bench/runners';
 import { EmulatedHostRunner, emulatedHostUnavailableReason } from '../../src/bench/runners/emulated-host';
 import type { BenchRunner } from '../../src/bench/runners/runner';
 import { ZoneRunner } from '../../src/bench/runners/zone';
+import { containerCgroupsUnavailableReason } from '../../src/bench/runners/cgroups';
 import { buildWorkload, iterationsFor, WORKLOAD_TESTS } from '../../src/bench/workload';
 import { hostState } from './fixtures/host-state';
 
@@ -73,4 +74,17 @@ t.test('unavailable runners say why', async (t) => {
   t.equal(e.available, why === undefined, `available exactly when the emulated host can boot here (${why ?? 'it can'})`);
   if (!e.available) t.match(e.reason, /emulated-host kernel|emulated host/);
   await t.rejects(new ZoneRunner('emulated-host').prepare(), { code: 'BENCH_RUNNER_UNAVAILABLE' });
+});
+
+t.test('cgroup v2 without bpf(): runc, crun and docker are refused up front, with the reason', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulkhead-bench-cgroups-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  fs.writeFileSync(path.join(dir, 'cgroup.controllers'), 'cpu memory\n');
+  const sysctl = path.join(dir, 'unprivileged_bpf_disabled');
+  t.match(containerCgroupsUnavailableReason(dir, sysctl), /no bpf\(\) syscall/);
+  fs.writeFileSync(sysctl, '2\n');
+  t.equal(containerCgroupsUnavailableReason(dir, sysctl), undefined, 'with bpf(): fine');
+  fs.rmSync(path.join(dir, 'cgroup.controllers'));
+  fs.rmSync(sysctl);
+  t.equal(containerCgroupsUnavailableReason(dir, sysctl), undefined, 'cgroup v1 or hybrid: the devices controller needs no BPF');
 });

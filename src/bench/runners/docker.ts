@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
 import { runChecked, runCommand, versionOf, which } from '../process';
 import { parseWorkloadOutput, type WorkloadResult } from '../workload';
+import { containerCgroupsUnavailableReason } from './cgroups';
 import { PrivateDockerd } from './dockerd';
 import type { Availability, BenchRunner, RunnerContext, RunOptions, WorkloadInvocation } from './runner';
 
@@ -29,6 +30,9 @@ export class DockerRunner implements BenchRunner {
   async probe(): Promise<Availability> {
     if (!which('docker')) return { available: false, reason: 'the docker client is not installed' };
     if (await this.reachable(process.env)) return { available: true };
+    // A private dockerd runs its containers with runc on this kernel (a reachable daemon may be elsewhere).
+    const cgroups = containerCgroupsUnavailableReason();
+    if (cgroups) return { available: false, reason: `${cgroups} (Docker runs them with runc)` };
     if (!which('dockerd')) return { available: false, reason: 'no Docker daemon is reachable and dockerd is not installed (apt-get install docker.io)' };
     if (process.getuid?.() !== 0) return { available: false, reason: 'no Docker daemon is reachable and starting dockerd needs root' };
     return { available: true };

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
 import { killProcessesMentioning, runCommand, versionOf, which } from '../process';
 import { parseWorkloadOutput, type WorkloadGroup, type WorkloadResult } from '../workload';
+import { containerCgroupsUnavailableReason } from './cgroups';
 import { layOutBundle, writeBundleConfig } from './oci-bundle';
 import type { Availability, BenchRunner, RunnerContext, RunnerName, RunOptions, WorkloadInvocation } from './runner';
 
@@ -34,6 +35,11 @@ export abstract class OciRuntimeRunner implements BenchRunner {
     return [];
   }
 
+  /** runc and crun program the device cgroup themselves; gVisor does not. */
+  protected needsCgroupDevices(): boolean {
+    return true;
+  }
+
   /** How to invoke the runtime: overridden where it must run inside a wrapper (crun's mount namespace). */
   protected command(args: string[]): [string, string[]] {
     return [this.binary, args];
@@ -42,6 +48,8 @@ export abstract class OciRuntimeRunner implements BenchRunner {
   async probe(): Promise<Availability> {
     if (!which(this.binary)) return { available: false, reason: `${this.binary} is not installed (not on PATH)` };
     if (process.getuid?.() !== 0) return { available: false, reason: `${this.binary} needs root here (rootless containers are not set up)` };
+    const cgroups = this.needsCgroupDevices() ? containerCgroupsUnavailableReason() : undefined;
+    if (cgroups) return { available: false, reason: cgroups };
     return { available: true };
   }
 

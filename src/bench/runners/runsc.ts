@@ -15,6 +15,10 @@ export class RunscRunner extends OciRuntimeRunner {
     return ['--platform=ptrace', '--network=none'];
   }
 
+  protected override needsCgroupDevices(): boolean {
+    return false;
+  }
+
   protected override forceDeleteFlag(): string {
     return '-force';
   }
