@@ -88,7 +88,7 @@ t.test('Linux boots through the TypeScript API inside the emulated host', async 
       timeoutMs: 180_000,
     });
     const j = parse(r);
-    times.push(`${label}: marker ${j.markerMs ?? "-"} ms after the script started, VM ran ${j.durationMs ?? "?"} ms until ${j.reason ?? j.error?.code}, command ${Date.now() - started} ms`);
+    times.push(`${label}: marker ${j.markerMs ?? '-'} ms after the script started, VM ran ${j.durationMs ?? '?'} ms until ${j.reason ?? j.error?.code}, command ${Date.now() - started} ms`);
     return j;
   };
   const diag = (j: BootJson) => ({ error: j.error, detail: j.detail, exits: j.exits, tail: j.consoleTail?.slice(-2000) });
