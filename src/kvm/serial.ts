@@ -85,15 +85,21 @@ export class SerialConsole extends EventEmitter<SerialConsoleEvents> {
     this.#onOutput = options.onOutput;
     const native = vm.nativeFor('add a serial console');
     this.#native = native;
-    // The native side keeps this callback for the VM's life: it must not keep the console (or the VM) alive.
-    const self = new WeakRef(this);
-    this.#id = callNative(() =>
-      linuxNative().serialCreate(native, port, irq, ring, (bytes, dropped) => {
-        const con = self.deref();
-        if (con) con.#receive(bytes, dropped);
-      }),
-    );
+    const callback = SerialConsole.#nativeCallback(new WeakRef(this));
+    this.#id = callNative(() => linuxNative().serialCreate(native, port, irq, ring, callback));
     vm.once('stopped', () => this.#end());
+  }
+
+  /**
+   * The function the native side keeps for the VM's life. It must not keep the console (or the VM) alive, so
+   * it holds a WeakRef and is made here, where nothing else is in scope: a closure made in the constructor
+   * would share the constructor's context, which holds `this` (V8 keeps one context per scope).
+   */
+  static #nativeCallback(ref: WeakRef<SerialConsole>): (bytes: Buffer, dropped: number) => void {
+    return (bytes, dropped) => {
+      const con = ref.deref();
+      if (con) con.#receive(bytes, dropped);
+    };
   }
 
   /**
