@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { unmountUnder } from './mounts';
 import { killProcessesMentioning, processesMentioning, sleep } from './process';
-import { dockerCgroups, removeCgroupTree } from './runners/dockerd';
+import { removeDockerCgroups } from './runners/dockerd';
 
 export const WORK_ROOT_PREFIX = 'bulkhead-bench-';
 export const OWNER_FILE = 'owner.pid';
@@ -32,9 +32,10 @@ export async function sweepStaleRuns(tmpDir: string, log: (message: string) => v
     const stoppedDockerd = await stopDockerdsUnder(root);
     await killProcessesMentioning(root);
     unmountUnder(root, log);
-    if (stoppedDockerd && !fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && commOf(p) === 'dockerd')) {
+    // (A zombie still has its comm until init reaps it, which can take seconds here: only live ones count.)
+    if (stoppedDockerd && !fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && commOf(p) === 'dockerd' && isAliveNotZombie(Number(p)))) {
       // No dockerd runs any more, so empty `docker` cgroups are ours; rmdir refuses non-empty ones anyway.
-      for (const cg of dockerCgroups()) removeCgroupTree(cg);
+      await removeDockerCgroups();
     }
     try {
       fs.rmSync(root, { recursive: true, force: true });

@@ -100,9 +100,7 @@ export class PrivateDockerd {
     // containerd and shims started by our dockerd carry our dirs in their command lines.
     await killProcessesMentioning(this.dir);
     unmountUnder(this.dir);
-    for (const cg of dockerCgroups()) {
-      if (!this.cgroupsBefore.has(cg)) removeCgroupTree(cg);
-    }
+    await removeDockerCgroups(this.cgroupsBefore);
   }
 
   private logTail(): string {
@@ -111,6 +109,19 @@ export class PrivateDockerd {
     } catch {
       return '(no log)';
     }
+  }
+}
+
+/**
+ * Removes the `docker` cgroups that are not in `keep`. A container's cgroup can stay busy for a moment
+ * after its last task exits, so this retries for up to 5 s; rmdir never removes a cgroup in use.
+ */
+export async function removeDockerCgroups(keep: ReadonlySet<string> = new Set()): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const left = dockerCgroups().filter((cg) => !keep.has(cg));
+    if (left.length === 0) return;
+    for (const cg of left) removeCgroupTree(cg);
+    await sleep(100);
   }
 }
 
