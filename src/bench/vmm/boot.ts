@@ -1,0 +1,123 @@
+/**
+ * Benchmark B: boot to the userspace marker, ours (native bh-boot) vs QEMU `-M microvm -accel kvm`,
+ * same kernel, initramfs and command line, and each VMM's memory overhead at that moment.
+ *
+ * Runs where /dev/kvm can boot Linux (inside the emulated host on this kind of machine): this module
+ * is what executes there, launched by run.ts through `--inner boot`. Each boot is a child process
+ * timed from spawn to the first stdout line containing the marker; at that line we read the child's
+ * /proc/PID/smaps and status (memory.ts), then SIGKILL it (the guest would otherwise sit halted).
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import { BulkheadError } from '../../errors';
+import { memoryOverhead, type MemoryOverhead, type VmmKind } from './memory';
+
+export interface BootConfig {
+  bhBoot: string;
+  qemu: string;
+  kernel: string;
+  initrd: string;
+  cmdline: string;
+  marker: string;
+  memoryMiB: number;
+  runs: number;
+  warmups: number;
+  timeoutMs: number;
+}
+
+export interface BootSample {
+  vmm: VmmKind;
+  round: number;
+  warmup: boolean;
+  /** Spawn to the marker line on the child's stdout, ms. */
+  markerMs: number;
+  /** bh-boot's own figure (its process start to the marker), when it printed one. */
+  selfReportedMs?: number;
+  memory: MemoryOverhead;
+}
+
+export function bootCommand(c: BootConfig, vmm: VmmKind): { cmd: string; args: string[] } {
+  if (vmm === 'ours') {
+    return {
+      cmd: c.bhBoot,
+      args: ['--kernel', c.kernel, '--initrd', c.initrd, '--cmdline', c.cmdline, '--memory-mib', String(c.memoryMiB), '--vcpus', '1', '--marker', c.marker],
+    };
+  }
+  return {
+    cmd: c.qemu,
+    // The command from host-facts, unchanged apart from the file names and the memory size.
+    args: [
+      '-accel', 'kvm', '-cpu', 'host', '-M', 'microvm,acpi=off', '-m', String(c.memoryMiB), '-smp', '1',
+      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', 'stdio',
+      '-kernel', c.kernel, '-initrd', c.initrd, '-append', c.cmdline,
+    ],
+  };
+}
+
+/** One boot: spawn, wait for the marker, sample memory, kill, wait for the exit. */
+export function bootOnce(c: BootConfig, vmm: VmmKind): Promise<Omit<BootSample, 'round' | 'warmup'>> {
+  const { cmd, args } = bootCommand(c, vmm);
+  const imageSizes = [fs.statSync(c.kernel).size, fs.statSync(c.initrd).size];
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let result: Omit<BootSample, 'round' | 'warmup'> | undefined;
+    let failure: Error | undefined;
+    const timer = setTimeout(() => {
+      failure = new BulkheadError('BENCH_FAILED', `${vmm}: no "${c.marker}" within ${c.timeoutMs} ms; console tail:\n${out.slice(-2000)}\n${err.slice(-1000)}`);
+      child.kill('SIGKILL');
+    }, c.timeoutMs);
+    const kill = (): void => void child.kill('SIGKILL');
+    process.once('exit', kill);
+    child.stdout!.on('data', (d: Buffer) => {
+      if (result || failure) return;
+      out = (out + d.toString('latin1')).slice(-64 * 1024);
+      const at = out.indexOf(c.marker);
+      if (at < 0 || out.indexOf('\n', at) < 0) return; // the whole marker line, as bh-boot counts it
+      const markerMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      try {
+        const smaps = fs.readFileSync(`/proc/${child.pid}/smaps`, 'utf8');
+        const status = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8');
+        result = { vmm, markerMs, memory: memoryOverhead(smaps, status, vmm, c.memoryMiB, imageSizes) };
+      } catch (e) {
+        failure = new BulkheadError('BENCH_FAILED', `${vmm}: reading /proc/${child.pid} at the marker: ${(e as Error).message}`);
+      }
+      child.kill('SIGKILL');
+    });
+    child.stderr!.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-16 * 1024)));
+    child.once('error', (e) => (failure = new BulkheadError('BENCH_FAILED', `cannot start ${cmd}: ${e.message}`)));
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      process.off('exit', kill);
+      if (result) {
+        const self = /marker ".*" after ([\d.]+) s/.exec(err);
+        if (self) result.selfReportedMs = Number(self[1]) * 1000;
+        return resolve(result);
+      }
+      reject(
+        failure ??
+          new BulkheadError('BENCH_FAILED', `${vmm} ended (${signal ?? `status ${code}`}) before "${c.marker}"; tail:\n${out.slice(-2000)}\n${err.slice(-1500)}`),
+      );
+    });
+  });
+}
+
+/** Interleaved boots, the order alternating each round; warm-ups first (they fill the page cache). */
+export async function runBootBenchmark(c: BootConfig, log: (m: string) => void): Promise<BootSample[]> {
+  const samples: BootSample[] = [];
+  for (let round = 0; round < c.warmups + c.runs; round++) {
+    const warmup = round < c.warmups;
+    const order: VmmKind[] = round % 2 === 0 ? ['ours', 'qemu'] : ['qemu', 'ours'];
+    for (const vmm of order) {
+      const s = await bootOnce(c, vmm);
+      samples.push({ ...s, round, warmup });
+      log(
+        `boot ${warmup ? `warm-up ${round + 1}` : `run ${round - c.warmups + 1}/${c.runs}`} ${vmm}: marker ${s.markerMs.toFixed(0)} ms, ` +
+          `RSS ${(s.memory.rssKb / 1024).toFixed(1)} MiB, guest ${(s.memory.guestKb / 1024).toFixed(1)} MiB, overhead ${(s.memory.overheadKb / 1024).toFixed(2)} MiB`,
+      );
+    }
+  }
+  return samples;
+}

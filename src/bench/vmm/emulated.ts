@@ -1,0 +1,69 @@
+/**
+ * Getting the benchmarks into the emulated host: bh-boot and the guest init compiled from native/
+ * (into our own work dir, so we never race other engineers' `make` in native/), the initramfs, and
+ * running this package's run.js there with `--inner`.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { BulkheadError } from '../../errors';
+import { writeCpio, type EmulatedHost } from '../../host/emulated';
+
+const log = (m: string): void => void process.stderr.write(m);
+
+export function packageRoot(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
+/** bh-boot and the guest init, compiled into `dir` from native/ as native/boot.mk does (not in native/). */
+export function buildNativeTools(dir: string): { bhBoot: string; init: string } {
+  const native = path.join(packageRoot(), 'native');
+  const c = (sub: string): string[] => fs.readdirSync(path.join(native, sub)).filter((f) => f.endsWith('.c')).sort().map((f) => `${sub}/${f}`);
+  const bhBoot = path.join(dir, 'bh-boot');
+  const init = path.join(dir, 'init');
+  const sources = ['tools/bh-boot.c', ...c('boot'), 'devices/serial.c', 'devices/i8042.c', ...c('kvm'), 'devices/bus.c'];
+  const cc = (args: string[]): void => {
+    try {
+      execFileSync('cc', args, { cwd: native, stdio: ['ignore', 'ignore', 'pipe'] });
+    } catch (err) {
+      throw new BulkheadError('BENCH_FAILED', `cc ${args.slice(-3).join(' ')} failed: ${(err as { stderr?: Buffer }).stderr?.toString().slice(-2000)}`);
+    }
+  };
+  cc(['-std=gnu11', '-O2', '-g', '-pthread', '-Iinclude', '-I.', ...sources, '-o', bhBoot]);
+  cc(['-static', '-Os', 'tests/guest-init/init.c', '-o', init]);
+  return { bhBoot, init };
+}
+
+export function writeInitramfs(file: string, init: string): void {
+  fs.writeFileSync(
+    file,
+    writeCpio([
+      { name: 'dev', type: 'dir', mode: 0o755 },
+      { name: 'dev/console', type: 'chardev', mode: 0o600, rdev: [5, 1] },
+      { name: 'proc', type: 'dir', mode: 0o755 },
+      { name: 'sys', type: 'dir', mode: 0o755 },
+      { name: 'init', type: 'file', mode: 0o755, data: fs.readFileSync(init) },
+    ]),
+  );
+}
+
+/** Runs this script inside the emulated host with `--inner`, returning its JSON. */
+export async function runInner<T>(host: EmulatedHost, mode: 'exits' | 'boot', payload: unknown, timeoutMs: number): Promise<T> {
+  // The compiled entry (also when this module runs from src/ under tap): the emulated host runs node.
+  const script = path.join(packageRoot(), 'dist', 'cjs', 'bench', 'vmm', 'run.js');
+  if (!fs.existsSync(script)) throw new BulkheadError('BENCH_FAILED', `${script} does not exist: run npm run build:ts first`);
+  let errTail = '';
+  const r = await host.runNode([script, '--inner', mode, '--payload', JSON.stringify(payload)], {
+    timeoutMs,
+    onStderr: (d) => {
+      const text = d.toString();
+      errTail = (errTail + text).slice(-4000);
+      log(text.replace(/^\[bench:vmm/gm, '[bench:vmm @emulated-host'));
+    },
+  });
+  if (r.exitCode !== 0) throw new BulkheadError('BENCH_FAILED', `inner ${mode} failed (${r.timedOut ? 'timed out' : `status ${r.exitCode}`}): ${errTail.slice(-2000)}`);
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(line) as T;
+}

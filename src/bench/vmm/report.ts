@@ -1,0 +1,189 @@
+/**
+ * The VMM comparison's results: the JSON document and its markdown rendering (medians, min-max,
+ * ratios ours/QEMU, the virtualization mode of every figure, and what the figures cannot represent).
+ */
+import type { HostFacts } from '../host-facts';
+import { summarize } from '../method/stats';
+import type { BootConfig, BootSample } from './boot';
+import type { ExitResults, Figure } from './exits';
+
+export interface BootResults {
+  location: 'emulated-host';
+  virtualization: string;
+  config: Omit<BootConfig, 'runs' | 'warmups' | 'timeoutMs'> & { runs: number; warmups: number };
+  qemuVersion: string;
+  samples: BootSample[];
+  markerMs: { ours: Figure; qemu: Figure };
+  overheadMiB: { ours: Figure; qemu: Figure };
+  rssMiB: { ours: Figure; qemu: Figure };
+  guestMiB: { ours: Figure; qemu: Figure };
+}
+
+export interface VmmBenchResults {
+  format: 'bulkhead-bench-vmm/1';
+  startedAt: string;
+  finishedAt: string;
+  host: HostFacts;
+  /** Benchmark A on this machine's /dev/kvm, and inside the emulated host (when it could run). */
+  exits: { location: 'host' | 'emulated-host'; result?: ExitResults; skipped?: string }[];
+  boot: { result?: BootResults; skipped?: string };
+  goals: { name: string; target: string; measured: string; met: boolean | null }[];
+  caveats: string[];
+}
+
+export function fig(values: number[]): Figure {
+  return { ...summarize(values), samples: values };
+}
+
+export function summarizeBoot(samples: readonly BootSample[]): Pick<BootResults, 'markerMs' | 'overheadMiB' | 'rssMiB' | 'guestMiB'> {
+  const counted = samples.filter((s) => !s.warmup);
+  const pick = (vmm: 'ours' | 'qemu', f: (s: BootSample) => number): Figure => fig(counted.filter((s) => s.vmm === vmm).map(f));
+  const both = (f: (s: BootSample) => number) => ({ ours: pick('ours', f), qemu: pick('qemu', f) });
+  return {
+    markerMs: both((s) => s.markerMs),
+    overheadMiB: both((s) => s.memory.overheadKb / 1024),
+    rssMiB: both((s) => s.memory.rssKb / 1024),
+    guestMiB: both((s) => s.memory.guestKb / 1024),
+  };
+}
+
+export function modeLabel(location: string, virtualization: string): string {
+  if (location === 'host') return virtualization === 'pvm' ? 'PVM (this host’s /dev/kvm, software-assisted)' : `${virtualization} (this host)`;
+  return 'nested KVM, SVM emulated by QEMU TCG (emulated host)';
+}
+
+const f1 = (n: number, digits = 1): string => n.toFixed(digits);
+function cell(f: Figure | undefined, digits = 1): string {
+  if (!f || f.n === 0) return '—';
+  return `${f1(f.median, digits)} [${f1(f.min, digits)}–${f1(f.max, digits)}]`;
+}
+function ratio(a: Figure | undefined, b: Figure | undefined): string {
+  if (!a || !b || a.n === 0 || b.n === 0 || !(b.median > 0)) return '—';
+  return `${(a.median / b.median).toFixed(2)}x`;
+}
+
+export function goalsFor(r: Omit<VmmBenchResults, 'goals' | 'caveats' | 'format'>): VmmBenchResults['goals'] {
+  const goals: VmmBenchResults['goals'] = [];
+  for (const e of r.exits) {
+    const x = e.result;
+    if (!x) continue;
+    const where = modeLabel(e.location, x.virtualization);
+    for (const [name, a, b, unit] of [
+      ['exit round trip', x.exitNs.ours, x.exitNs.qemu, 'ns'],
+      ['create + first instruction + destroy', x.lifecycleMs.ours, x.lifecycleMs.qemu, 'ms'],
+    ] as const) {
+      if (!b || b.n === 0) {
+        goals.push({ name: `${name} @ ${where}`, target: 'ours ≤ QEMU', measured: 'QEMU did not run', met: null });
+        continue;
+      }
+      const rr = a.median / b.median;
+      goals.push({
+        name: `${name} @ ${where}`,
+        target: 'ours ≤ QEMU',
+        measured: `ours ${f1(a.median, unit === 'ns' ? 0 : 2)} ${unit} vs QEMU ${f1(b.median, unit === 'ns' ? 0 : 2)} ${unit}: ${rr.toFixed(2)}x (${rr <= 1 ? `${((1 - rr) * 100).toFixed(0)}% less` : `${((rr - 1) * 100).toFixed(0)}% more`})`,
+        met: rr <= 1,
+      });
+    }
+  }
+  const b = r.boot.result;
+  if (b) {
+    const rr = b.markerMs.ours.median / b.markerMs.qemu.median;
+    goals.push({ name: 'boot to userspace marker @ emulated host', target: '≤ 0.8x QEMU', measured: `${rr.toFixed(2)}x (ours ${f1(b.markerMs.ours.median, 0)} ms, QEMU ${f1(b.markerMs.qemu.median, 0)} ms)`, met: rr <= 0.8 });
+    goals.push({ name: 'VMM memory overhead at the marker', target: '≤ 3 MiB', measured: `ours ${f1(b.overheadMiB.ours.median, 2)} MiB (QEMU ${f1(b.overheadMiB.qemu.median, 2)} MiB)`, met: b.overheadMiB.ours.median <= 3 });
+  }
+  return goals;
+}
+
+export function caveatsFor(r: Omit<VmmBenchResults, 'goals' | 'caveats' | 'format'>): string[] {
+  const c: string[] = [];
+  if (r.host.virtualization === 'pvm') {
+    c.push(
+      'Figures labelled PVM were measured on this machine’s /dev/kvm, which is PVM (kvm_pvm, no vmx/svm): every exit goes through PVM’s software world switch and guest CPL0 code is emulated one instruction at a time. They are not hardware-virtualization figures; they compare two VMMs on the same PVM, nothing more.',
+    );
+  }
+  if (r.exits.some((e) => e.location === 'emulated-host' && e.result) || r.boot.result) {
+    c.push(
+      'Figures labelled “emulated host” were measured inside QEMU TCG (software CPU emulation) with nested KVM on emulated AMD SVM: hardware semantics, but every guest instruction, VMRUN and #VMEXIT is emulated, so absolute times are many times those of real hardware, and the cost split between VMM and kernel differs from real hardware. Compare ours with QEMU only within the same label.',
+    );
+  }
+  if (r.host.runsUnderHypervisor) c.push('This machine is itself a virtual machine (CPU flag `hypervisor`): nothing here is a bare-metal figure.');
+  const load = Math.max(...r.host.loadAverageAtStart, ...(r.host.loadAverageAtEnd ?? []));
+  if (load > r.host.cpuCount * 0.5) {
+    c.push(`The machine was shared and busy (load average up to ${load} on ${r.host.cpuCount} CPUs): timings are noisy; the min–max ranges show how much.`);
+  }
+  c.push(
+    'Exit round trip = (time at N2 − time at N1) / (N2 − N1) per round, for a CPL3 guest doing `out dx, al` to a port with no device behind it in either VMM (ours: counted as unhandled on the vCPU thread, no JavaScript; QEMU: its unassigned-I/O path). It includes KVM_RUN entry/exit, the hypervisor’s world switch and each VMM’s dispatch; a real device handler would add its own cost.',
+    'Create + first instruction + destroy: ours is in-process through the library (open /dev/kvm, create a 16 MiB VM, load the image, set the multiboot entry state, start, the first exit reaches the done-port handler, destroy, close) and excludes node’s own start-up; QEMU is a whole process (exec, QEMU init, microvm firmware qboot, multiboot load, the first exit at isa-debug-exit, exit) timed from spawn to exit. They answer “how long until a VM has run and is gone” for each way of using the VMM, not the same code path.',
+  );
+  if (r.boot.result) {
+    c.push(
+      'Boot: time from spawning the VMM process to the first stdout line containing the marker (the guest init’s first line), measured by a node process inside the emulated host; both VMMs get the same vmlinux (QEMU boots it through its PVH note, ours through the 64-bit boot protocol), initramfs, command line and 256 MiB. Overhead = sum of Rss over /proc/PID/smaps at the marker minus the Rss of the guest RAM mapping (ours: the memfd “bulkhead-guest-ram”; QEMU: the anonymous private mapping of exactly -m bytes). Rss counts shared library pages in full (the Pss line divides them among the processes sharing them). Whatever a VMM keeps of the images it loaded counts as overhead: bh-boot reads the kernel and initrd into malloc’ed buffers and keeps them until it exits (the loader has copied them into guest RAM by then), which the “image copies” figure isolates (anonymous mappings the size of either file). Guest RAM touched differs slightly between the VMMs (different firmware/boot paths), which is why it is subtracted per process.',
+    );
+  }
+  return c;
+}
+
+export function renderMarkdown(r: VmmBenchResults): string {
+  const lines: string[] = [];
+  lines.push('# VMM benchmarks: bulkhead vs QEMU', '');
+  lines.push(`Run ${r.startedAt} – ${r.finishedAt} on ${r.host.cpuModel} (${r.host.cpuCount} CPUs), ${r.host.kernel}, node ${r.host.node}.`);
+  lines.push(`Host virtualization: **${r.host.virtualization}** — ${r.host.virtualizationDetail}. Load average ${r.host.loadAverageAtStart.join(' / ')} at start, ${(r.host.loadAverageAtEnd ?? []).join(' / ')} at end.`, '');
+  lines.push('Figures are medians [min–max] over the counted rounds; ratio = ours / QEMU (below 1: ours is faster or smaller).', '');
+
+  lines.push('## A. Exit round trip and VM lifecycle (same guest image: multiboot, CPL3 port-write loop)', '');
+  lines.push('| mode | metric | ours | QEMU | ours/QEMU | rounds |', '|---|---|---|---|---|---|');
+  for (const e of r.exits) {
+    if (!e.result) {
+      lines.push(`| ${modeLabel(e.location, e.location === 'host' ? r.host.virtualization : 'hardware')} | — | skipped: ${e.skipped ?? 'unknown'} | | | |`);
+      continue;
+    }
+    const x = e.result;
+    const m = modeLabel(e.location, x.virtualization);
+    lines.push(`| ${m} | exit round trip, ns/exit (native path) | ${cell(x.exitNs.ours, 0)} | ${cell(x.exitNs.qemu, 0)} | ${ratio(x.exitNs.ours, x.exitNs.qemu)} | ${x.exitNs.ours.n} |`);
+    lines.push(`| ${m} | exit round trip to a JavaScript handler, ns/exit | ${cell(x.jsExitNs.ours, 0)} | n/a | — | ${x.jsExitNs.ours.n} |`);
+    lines.push(`| ${m} | create + first instruction + destroy, ms | ${cell(x.lifecycleMs.ours, 2)} | ${cell(x.lifecycleMs.qemu, 1)} | ${ratio(x.lifecycleMs.ours, x.lifecycleMs.qemu)} | ${x.lifecycleMs.ours.n} |`);
+  }
+  lines.push('');
+  for (const e of r.exits) {
+    if (!e.result) continue;
+    const s = e.result.settings;
+    const q = 'version' in e.result.qemu ? `${e.result.qemu.version}: \`${e.result.qemu.binary} ${e.result.qemu.args.join(' ')}\`` : `QEMU skipped: ${e.result.qemu.skipped}`;
+    lines.push(`- ${modeLabel(e.location, e.result.virtualization)}: N1 = ${s.n1}, N2 = ${s.n2} (JS handler: ${s.jsN1}, ${s.jsN2}); ${s.runs} counted rounds after ${s.warmups} warm-up. ${q}`);
+  }
+  lines.push('');
+
+  lines.push('## B. Boot to the userspace marker, and VMM memory overhead (inside the emulated host)', '');
+  const b = r.boot.result;
+  if (!b) {
+    lines.push(`Skipped: ${r.boot.skipped ?? 'unknown'}`, '');
+  } else {
+    lines.push('| mode | metric | ours (bh-boot) | QEMU microvm | ours/QEMU | boots each |', '|---|---|---|---|---|---|');
+    const m = modeLabel('emulated-host', 'hardware');
+    lines.push(`| ${m} | spawn → marker line, ms | ${cell(b.markerMs.ours, 0)} | ${cell(b.markerMs.qemu, 0)} | ${ratio(b.markerMs.ours, b.markerMs.qemu)} | ${b.markerMs.ours.n} |`);
+    lines.push(`| ${m} | overhead at the marker (RSS − guest touched), MiB | ${cell(b.overheadMiB.ours, 2)} | ${cell(b.overheadMiB.qemu, 2)} | ${ratio(b.overheadMiB.ours, b.overheadMiB.qemu)} | ${b.overheadMiB.ours.n} |`);
+    lines.push(`| ${m} | process RSS at the marker, MiB | ${cell(b.rssMiB.ours, 1)} | ${cell(b.rssMiB.qemu, 1)} | ${ratio(b.rssMiB.ours, b.rssMiB.qemu)} | |`);
+    lines.push(`| ${m} | guest RAM touched (Rss of the guest mapping), MiB | ${cell(b.guestMiB.ours, 1)} | ${cell(b.guestMiB.qemu, 1)} | | |`);
+    const counted = b.samples.filter((s) => !s.warmup);
+    const med = (vmm: string, f: (s: BootSample) => number): string => {
+      const v = counted.filter((s) => s.vmm === vmm).map(f);
+      return v.length ? (summarize(v).median / 1024).toFixed(2) : '—';
+    };
+    lines.push(
+      `| ${m} | overhead split (median MiB): file-backed / anonymous (of which kernel+initrd image copies) / other | ${med('ours', (s) => s.memory.breakdownKb.file)} / ${med('ours', (s) => s.memory.breakdownKb.anon)} (${med('ours', (s) => s.memory.imageCopiesKb)}) / ${med('ours', (s) => s.memory.breakdownKb.other)} | ${med('qemu', (s) => s.memory.breakdownKb.file)} / ${med('qemu', (s) => s.memory.breakdownKb.anon)} (${med('qemu', (s) => s.memory.imageCopiesKb)}) / ${med('qemu', (s) => s.memory.breakdownKb.other)} | | |`,
+      `| ${m} | overhead with Pss instead of Rss (shared pages divided), MiB | ${med('ours', (s) => s.memory.overheadPssKb)} | ${med('qemu', (s) => s.memory.overheadPssKb)} | | |`,
+      `| ${m} | overhead minus the image copies, MiB | ${med('ours', (s) => s.memory.overheadKb - s.memory.imageCopiesKb)} | ${med('qemu', (s) => s.memory.overheadKb - s.memory.imageCopiesKb)} | | |`,
+    );
+    const self = counted.filter((s) => s.vmm === 'ours' && s.selfReportedMs !== undefined).map((s) => s.selfReportedMs!);
+    lines.push('');
+    if (self.length) lines.push(`- bh-boot’s own marker figure (its start to the marker): median ${summarize(self).median.toFixed(0)} ms.`);
+    lines.push(`- Kernel \`${b.config.kernel}\`, initramfs \`${b.config.initrd}\`, command line \`${b.config.cmdline}\`, ${b.config.memoryMiB} MiB, 1 vCPU, marker “${b.config.marker}”; ${b.config.runs} counted boots each after ${b.config.warmups} warm-up round(s), interleaved. ${b.qemuVersion}.`);
+    lines.push('');
+  }
+
+  lines.push('## Goals', '', '| goal | target | measured | met |', '|---|---|---|---|');
+  for (const g of r.goals) lines.push(`| ${g.name} | ${g.target} | ${g.measured} | ${g.met === null ? 'n/a' : g.met ? 'yes' : '**no**'} |`);
+  lines.push('', '## What these numbers cannot represent', '');
+  for (const c of r.caveats) lines.push(`- ${c}`);
+  lines.push('');
+  return lines.join('\n');
+}
