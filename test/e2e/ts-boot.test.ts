@@ -134,6 +134,19 @@ t.test('Linux boots through the TypeScript API inside the emulated host', async 
     t.match(j.consoleTail, /Kernel panic - not syncing/, 'consoleTail holds the panic line');
   });
 
+  t.test("init exiting with panic=0 (the kernel hangs after the panic) is still 'crash'", async (t) => {
+    const j = await boot('panic=0: init exits', { cmdline: 'console=ttyS0 reboot=k panic=0 bhaction=panic' });
+    t.equal(j.reason, 'crash', "reason 'crash' (stopped after the panic grace period)", diag(j));
+    t.match(j.consoleTail, /Attempted to kill init/);
+  });
+
+  t.test('PVH entry with 2 vCPUs', async (t) => {
+    const j = await boot('PVH, 2 vCPUs', { entry: 'pvh', vcpus: 2, cmdline: `${BASE} bhaction=poweroff` });
+    t.equal(j.reason, 'power-off', 'power-off', diag(j));
+    t.equal(j.bootInfo?.entry, 'pvh');
+    t.match(j.console, /^BH-NPROC: 2\r?$/m);
+  });
+
   t.test('bzImage boots too', async (t) => {
     const j = await boot('bzImage, poweroff', { kernel: zone.bzImage, cmdline: `${BASE} bhaction=poweroff` });
     t.equal(j.reason, 'power-off', 'power-off', diag(j));
