@@ -6,13 +6,14 @@
  * so everything that does not depend on N (QEMU's process start-up and firmware, our VM setup, the
  * done-port handler) cancels. Lifecycle: N = 0, wall time (see ours.ts and qemu.ts for what it spans).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openHypervisor } from '../../kvm';
 import { summarize, type Summary } from '../method/stats';
-import { buildExitGuest, withCount } from './guest';
+import { buildExitGuest, guestSourceDir, withCount } from './guest';
 import { oursExitRun, oursLifecycle } from './ours';
 import { findQemuBinary, qemuCpuModel, qemuExitArgs, qemuRun } from './qemu';
 
@@ -36,8 +37,8 @@ export interface ExitResults {
   virtualizationDetail: string;
   settings: ExitSettings;
   qemu: { binary: string; version: string; args: string[] } | { skipped: string };
-  /** ns per port-write exit, native path (no JS handler). */
-  exitNs: { ours: Figure; qemu?: Figure };
+  /** ns per port-write exit, native path (no JS handler); floor: raw KVM_RUN loop, no VMM (kvm-floor.c). */
+  exitNs: { ours: Figure; qemu?: Figure; floor?: Figure };
   /** ns per port-write exit with a JavaScript handler on the port (ours only). */
   jsExitNs: { ours: Figure };
   /** VM create + first instruction + destroy, ms. */
@@ -62,6 +63,23 @@ export function qemuVersion(qemu: string): string {
   }
 }
 
+/** Compiles bench/vmm/kvm-floor.c into `dir`; undefined (with the reason logged) when cc fails. */
+function buildFloor(dir: string, log: (m: string) => void): string | undefined {
+  const out = path.join(dir, 'kvm-floor');
+  try {
+    execFileSync('cc', ['-O2', '-o', out, path.join(guestSourceDir(), '..', 'kvm-floor.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    return out;
+  } catch (err) {
+    log(`kvm-floor not built, no floor figure: ${(err as { stderr?: Buffer }).stderr?.toString().slice(-500) ?? (err as Error).message}`);
+    return undefined;
+  }
+}
+
+async function floorRun(tool: string, image: string, n1: number, n2: number): Promise<{ ns1: number; ns2: number }> {
+  const { stdout } = await promisify(execFile)(tool, [image, String(n1), String(n2)], { timeout: 180_000 });
+  return JSON.parse(stdout) as { ns1: number; ns2: number };
+}
+
 export async function runExitBenchmark(
   settings: ExitSettings,
   opts: { virtualization: string; virtualizationDetail: string; noQemu?: boolean; log: (m: string) => void },
@@ -83,8 +101,9 @@ export async function runExitBenchmark(
       }
       return f;
     };
+    const floor = buildFloor(work, log);
     const raw: ExitResults['raw'] = [];
-    const samples = { ours: [] as number[], qemu: [] as number[], js: [] as number[], lifeOurs: [] as number[], lifeQemu: [] as number[] };
+    const samples = { floor: [] as number[], ours: [] as number[], qemu: [] as number[], js: [] as number[], lifeOurs: [] as number[], lifeQemu: [] as number[] };
     const rounds = settings.warmups + settings.runs;
     for (let round = 0; round < rounds; round++) {
       const warmup = round < settings.warmups;
@@ -108,20 +127,24 @@ export async function runExitBenchmark(
         await time('qemu N2', () => qemuRun(qemu, qemuExitArgs(fileFor(settings.n2), cpu)));
         await time('qemu lifecycle', () => qemuRun(qemu, qemuExitArgs(fileFor(0), cpu)));
       };
-      // Alternate which VMM goes first, so a slow phase of the machine is shared between them.
-      if (round % 2 === 0) {
-        await oursSide();
-        await qemuSide();
-      } else {
-        await qemuSide();
-        await oursSide();
-      }
+      const floorSide = async (): Promise<void> => {
+        if (!floor) return;
+        const f = await floorRun(floor, fileFor(0), settings.n1, settings.n2);
+        t['floor N1'] = f.ns1;
+        t['floor N2'] = f.ns2;
+        raw.push({ round, warmup, what: 'floor N1', ns: f.ns1 }, { round, warmup, what: 'floor N2', ns: f.ns2 });
+      };
+      // Alternate the order, so a slow phase of the machine is shared between them.
+      const sides = [oursSide, qemuSide, floorSide];
+      for (const side of round % 2 === 0 ? sides : [...sides].reverse()) await side();
       const ours = perExitNs(t['ours N1']!, t['ours N2']!, settings.n1, settings.n2);
       const js = perExitNs(t['ours-js N1']!, t['ours-js N2']!, settings.jsN1, settings.jsN2);
       const q = qemu ? perExitNs(t['qemu N1']!, t['qemu N2']!, settings.n1, settings.n2) : undefined;
+      const fl = floor ? perExitNs(t['floor N1']!, t['floor N2']!, settings.n1, settings.n2) : undefined;
       log(
         `exits ${label}: ours ${ours.toFixed(0)} ns/exit (JS handler ${js.toFixed(0)})` +
           (q !== undefined ? `, QEMU ${q.toFixed(0)} ns/exit` : '') +
+          (fl !== undefined ? `, raw KVM loop ${fl.toFixed(0)} ns/exit` : '') +
           `; lifecycle ours ${(t['ours lifecycle']! / 1e6).toFixed(2)} ms` +
           (qemu ? `, QEMU ${(t['qemu lifecycle']! / 1e6).toFixed(1)} ms` : ''),
       );
@@ -129,6 +152,7 @@ export async function runExitBenchmark(
       samples.ours.push(ours);
       samples.js.push(js);
       samples.lifeOurs.push(t['ours lifecycle']! / 1e6);
+      if (fl !== undefined) samples.floor.push(fl);
       if (q !== undefined) {
         samples.qemu.push(q);
         samples.lifeQemu.push(t['qemu lifecycle']! / 1e6);
@@ -141,7 +165,7 @@ export async function runExitBenchmark(
       qemu: qemu
         ? { binary: qemu, version: qemuVersion(qemu), args: qemuExitArgs('IMAGE', cpu) }
         : { skipped: opts.noQemu ? 'QEMU not requested' : 'qemu-system-x86_64 not found (apt-get install qemu-system-x86)' },
-      exitNs: { ours: figure(samples.ours), ...(qemu ? { qemu: figure(samples.qemu) } : {}) },
+      exitNs: { ours: figure(samples.ours), ...(qemu ? { qemu: figure(samples.qemu) } : {}), ...(floor ? { floor: figure(samples.floor) } : {}) },
       jsExitNs: { ours: figure(samples.js) },
       lifecycleMs: { ours: figure(samples.lifeOurs), ...(qemu ? { qemu: figure(samples.lifeQemu) } : {}) },
       raw,
