@@ -116,9 +116,9 @@ export function watchPowerOff(vm: Vm, options: { intervalMs?: number } = {}): Po
         const e = translateNativeError(err) as { code?: string };
         if (e.code === 'INVALID_STATE' || e.code === 'VM_DESTROYED') stoppedSeen = true;
         // Anything else is unexpected, but must not crash the caller's process: keep watching.
-      } finally {
-        checking = false;
       }
+      // When halted, `checking` stays set: the 'stopped' that follows must not end the watch as "not detected".
+      if (!halted) checking = false;
       if (halted) {
         // Resolve once the VM's exits (which say "power-off") have all been delivered.
         await vm.waitForStop().catch(() => undefined);
