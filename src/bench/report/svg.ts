@@ -76,7 +76,14 @@ export function renderSvg(results: BenchResults): string {
         const x0 = Math.min(x(1), x(r));
         const w = Math.max(1, Math.abs(x(r) - x(1)));
         body.push(`<rect x="${x0.toFixed(1)}" y="${barY}" width="${w.toFixed(1)}" height="${BAR_HEIGHT}" fill="${PALETTE[i % PALETTE.length]}"><title>${esc(`${id}, ${m.title}: ${formatRatio(r)}`)}</title></rect>`);
-        const labelX = r >= 1 ? x(r) + 4 : x(r) - 4;
+        // Whisker: this runner's min-max spread on the same scale (against the baseline's median).
+        const v = m.byRunner[id]!;
+        const ratioOf = (value: number): number => clamp(r * (m.better === 'lower' ? value / v.median : v.median / value), lo, hi);
+        const [wLo, wHi] = [ratioOf(v.min), ratioOf(v.max)].sort((a, b) => a - b) as [number, number];
+        const midY = barY + BAR_HEIGHT / 2;
+        body.push(`<line x1="${x(wLo).toFixed(1)}" y1="${midY}" x2="${x(wHi).toFixed(1)}" y2="${midY}" stroke="#333" stroke-width="1"/>`);
+        for (const end of [wLo, wHi]) body.push(`<line x1="${x(end).toFixed(1)}" y1="${midY - 3}" x2="${x(end).toFixed(1)}" y2="${midY + 3}" stroke="#333" stroke-width="1"/>`);
+        const labelX = r >= 1 ? x(Math.max(r, wHi)) + 4 : x(Math.min(r, wLo)) - 4;
         body.push(`<text x="${labelX.toFixed(1)}" y="${barY + BAR_HEIGHT - 2}" ${FONT} font-size="10" text-anchor="${r >= 1 ? 'start' : 'end'}" fill="#333">${esc(formatRatio(r))}</text>`);
       });
       y += blockHeight + METRIC_GAP;
@@ -106,7 +113,7 @@ export function renderSvg(results: BenchResults): string {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="10" y="22" ${FONT} font-size="17" font-weight="bold" fill="#111">Workload cost per runner, relative to ${esc(baseline)}</text>`,
-    `<text x="10" y="40" ${FONT} font-size="11" fill="#555">${esc(`median of ${results.settings.runs} runs · ${h.cpuModel} · virtualization: ${h.virtualization}${h.runsUnderHypervisor ? ' (host is itself a VM)' : ''} · ${results.startedAt.slice(0, 10)}`)}</text>`,
+    `<text x="10" y="40" ${FONT} font-size="11" fill="#555">${esc(subtitle(results))}</text>`,
     `<text x="10" y="62" ${FONT} font-size="12" fill="#222">runners:</text>`,
     ...legend,
     ...grid,
@@ -114,6 +121,22 @@ export function renderSvg(results: BenchResults): string {
     `</svg>`,
     '',
   ].join('\n');
+}
+
+function subtitle(results: BenchResults): string {
+  const h = results.host;
+  const load = Math.max(...h.loadAverageAtStart, ...(h.loadAverageAtEnd ?? []));
+  return [
+    `bars: median of ${results.settings.runs} runs, whiskers: min–max`,
+    h.cpuModel,
+    `virtualization: ${h.virtualization}${h.runsUnderHypervisor ? ' (host is itself a VM)' : ''}`,
+    ...(load > h.cpuCount * 0.5 ? [`busy host (load ${load} on ${h.cpuCount} CPUs): noisy`] : []),
+    results.startedAt.slice(0, 10),
+  ].join(' · ');
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return Math.min(hi, Math.max(lo, v));
 }
 
 function formatTick(v: number): string {
