@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { EmulatedHost, writeCpio, type RunResult } from '../../src/host/emulated';
-import { kernel, qemu } from './helpers';
+import { kernel, qemu } from './fixtures/helpers';
 
 t.setTimeout(60 * 60_000); // includes building kernels on a machine that never did
 

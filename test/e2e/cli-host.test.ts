@@ -2,7 +2,7 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { kernel, qemu, tsNodeArgs } from './helpers';
+import { kernel, qemu, tsNodeArgs } from './fixtures/helpers';
 
 t.setTimeout(60 * 60_000);
 

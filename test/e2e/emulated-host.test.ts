@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import * as os from 'node:os';
 import { EmulatedHost } from '../../src/host/emulated';
-import { isRunning, kernel, qemu, waitUntil } from './helpers';
+import { isRunning, kernel, qemu, waitUntil } from './fixtures/helpers';
 
 t.setTimeout(60 * 60_000); // includes building the host kernel on a machine that never did
 

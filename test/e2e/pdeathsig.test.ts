@@ -3,7 +3,7 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { isRunning, kernel, qemu, tsNodeArgs, waitUntil } from './helpers';
+import { isRunning, kernel, qemu, tsNodeArgs, waitUntil } from './fixtures/helpers';
 
 t.setTimeout(60 * 60_000);
 

@@ -46,6 +46,15 @@ export interface EmulatedHostOptions {
   writableDirs?: readonly string[];
   /** Boot deadline, from QEMU start to the agent's first message (default 60 000 ms). */
   bootTimeoutMs?: number;
+  /**
+   * TSC frequency (kHz) the emulated host's kernel is told at boot (default: the real host's, from
+   * /proc/cpuinfo, when its TSC is constant; false to let the kernel calibrate). TCG's TSC is the
+   * real one, but calibrating it under emulation is off by ~0.1% and then corrected ~1 s later,
+   * after the built-in KVM recorded the first value; that mismatch (> 250 ppm, no TSC scaling)
+   * left nested guests hanging with lost timer interrupts ("user requested TSC rate below hardware
+   * speed" in the emulated host's dmesg).
+   */
+  tscKhz?: number | false;
   /** Extra kernel command-line arguments. */
   append?: string;
   /** Extra QEMU arguments. */
@@ -167,7 +176,17 @@ export class EmulatedHost {
         writable: writableDirs.map((dir, i) => ({ tag: `rw${i}`, path: dir })),
       }),
     );
-    const append = ['console=ttyS0', 'reboot=t', 'panic=-1', 'loglevel=4', 'rdinit=/init', opts.append ?? '']
+    const tscKhz = opts.tscKhz === undefined ? realHostTscKhz() : opts.tscKhz;
+    const append = [
+      'console=ttyS0',
+      'reboot=t',
+      'panic=-1',
+      'loglevel=4',
+      'rdinit=/init',
+      tscKhz ? `tsc_early_khz=${tscKhz}` : '',
+      opts.append ?? '',
+    ]
+      .filter((a) => a !== '')
       .join(' ')
       .trim();
 
@@ -392,6 +411,19 @@ export class EmulatedHost {
     this.socket.destroy();
     this.removeExitHook();
     rmSync(this.runDir, { recursive: true, force: true });
+  }
+}
+
+/** The real host's TSC frequency in kHz if its TSC is constant (what TCG's RDTSC returns). */
+function realHostTscKhz(): number | undefined {
+  try {
+    const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+    const first = cpuinfo.split('\n\n')[0] ?? '';
+    if (!/^flags\s*:.*\bconstant_tsc\b/m.test(first)) return undefined;
+    const mhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(first)?.[1]);
+    return mhz > 0 ? Math.round(mhz * 1000) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
