@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
 import { buildExitGuest, DONE_PORT, DONE_VALUE, MULTIBOOT_AOUT_KLUDGE, MULTIBOOT_MAGIC, parseMultiboot, QEMU_DONE_STATUS, readParams, withCount } from '../../src/bench/vmm/guest';
-import { memoryOverhead, parseSmaps } from '../../src/bench/vmm/memory';
+import { estimateImageCopies, memoryOverhead, parseSmaps, type Mapping } from '../../src/bench/vmm/memory';
 import { perExitNs } from '../../src/bench/vmm/exits';
 
 const binutils = ['as', 'ld'].every((tool) => spawnSync(tool, ['--version']).status === 0);
@@ -101,4 +101,13 @@ t.test('memory overhead: RSS minus the guest RAM mapping, per VMM', async (t) =>
   t.equal(qemu.overheadKb, total - 26000);
   t.equal(qemu.imageCopiesKb, 0);
   t.throws(() => memoryOverhead(SMAPS, '', 'qemu', 512), /no guest RAM mapping/);
+});
+
+t.test('image copies are found inside merged anonymous mappings, never more than their size', async (t) => {
+  const anon = (sizeKb: number, rssKb: number): Mapping => ({ start: 0n, end: 0n, perms: 'rw-p', path: '', sizeKb, rssKb, pssKb: rssKb, anonKb: rssKb });
+  // A 19 MB kernel buffer merged with a 1 MB initrd buffer and a thread stack's few pages.
+  const merged = anon(19076 + 1024 + 8192, 19072 + 1000 + 16);
+  t.equal(estimateImageCopies([merged, anon(132, 20)], [19517704, 1000 * 1024]), Math.ceil(19517704 / 1024) + 1000);
+  t.equal(estimateImageCopies([anon(100, 100)], [19517704]), 0, 'no mapping large enough: nothing attributed');
+  t.equal(estimateImageCopies([anon(20000, 50)], [19517704]), 50, 'at most the resident part');
 });
