@@ -183,7 +183,9 @@ export class EmulatedHost {
       'panic=-1',
       'loglevel=4',
       'rdinit=/init',
-      tscKhz ? `tsc_early_khz=${tscKhz}` : '',
+      // The TSC under TCG is the real host's constant TSC: don't let the clocksource watchdog
+      // (HPET, emulated, late under load) declare it unstable.
+      tscKhz ? `tsc_early_khz=${tscKhz} tsc=reliable` : '',
       opts.append ?? '',
     ]
       .filter((a) => a !== '')
