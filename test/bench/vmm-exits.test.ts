@@ -84,6 +84,9 @@ t.test('the whole exit benchmark at tiny N: both sides, parsed figures, no lefto
   // QEMU's figure at this N is within its start-up noise (it may even come out negative): only parsed.
   t.ok(r.exitNs.qemu && Number.isFinite(r.exitNs.qemu.median), `QEMU ${r.exitNs.qemu?.median.toFixed(0)} ns/exit (noise at this N)`);
   t.ok(r.lifecycleMs.ours.median > 0 && r.lifecycleMs.qemu!.median > 0, 'lifecycle figures on both sides');
+  t.ok(r.exitNs.oursProcess && Number.isFinite(r.exitNs.oursProcess.median), `ours as a process (bh-exits.c) ${r.exitNs.oursProcess?.median.toFixed(0)} ns/exit`);
+  t.ok(r.lifecycleMs.oursProcess && r.lifecycleMs.oursProcess.median > 0, 'bh-exits lifecycle figure');
+  t.equal(r.raw.filter((x) => x.what.startsWith('ours-process')).length, 3, 'three bh-exits runs (N1, N2, lifecycle)');
   t.ok(r.exitNs.floor && Number.isFinite(r.exitNs.floor.median), `raw KVM_RUN loop ${r.exitNs.floor?.median.toFixed(0)} ns/exit (kvm-floor.c built with cc)`);
   t.ok('version' in r.qemu && /QEMU/.test(r.qemu.version), 'QEMU version recorded');
   t.equal(r.raw.filter((x) => x.what.startsWith('qemu')).length, 3, 'three QEMU runs (N1, N2, lifecycle)');

@@ -25,6 +25,8 @@ export interface ExitSettings {
   /** N1/N2 for the JS-handler variant (slower per exit: smaller counts). */
   jsN1: number;
   jsN2: number;
+  /** Already-built kvm-floor and bh-exits (compiling them under TCG takes minutes): paths. */
+  prebuilt?: { floor?: string; bhExits?: string };
 }
 
 export interface Figure extends Summary {
@@ -37,12 +39,15 @@ export interface ExitResults {
   virtualizationDetail: string;
   settings: ExitSettings;
   qemu: { binary: string; version: string; args: string[] } | { skipped: string };
-  /** ns per port-write exit, native path (no JS handler); floor: raw KVM_RUN loop, no VMM (kvm-floor.c). */
-  exitNs: { ours: Figure; qemu?: Figure; floor?: Figure };
+  /**
+   * ns per port-write exit, native path (no JS handler). oursProcess: the C core as its own process
+   * (bh-exits.c), timed exactly like QEMU; floor: raw KVM_RUN loop, no VMM (kvm-floor.c).
+   */
+  exitNs: { ours: Figure; oursProcess?: Figure; qemu?: Figure; floor?: Figure };
   /** ns per port-write exit with a JavaScript handler on the port (ours only). */
   jsExitNs: { ours: Figure };
-  /** VM create + first instruction + destroy, ms. */
-  lifecycleMs: { ours: Figure; qemu?: Figure };
+  /** VM create + first instruction + destroy, ms (oursProcess: bh-exits spawn to exit, like QEMU). */
+  lifecycleMs: { ours: Figure; oursProcess?: Figure; qemu?: Figure };
   /** Raw per-run times (ns) for auditing the differences. */
   raw: { round: number; warmup: boolean; what: string; ns: number }[];
 }
@@ -64,7 +69,7 @@ export function qemuVersion(qemu: string): string {
 }
 
 /** Compiles bench/vmm/kvm-floor.c into `dir`; undefined (with the reason logged) when cc fails. */
-function buildFloor(dir: string, log: (m: string) => void): string | undefined {
+export function buildFloor(dir: string, log: (m: string) => void): string | undefined {
   const out = path.join(dir, 'kvm-floor');
   try {
     execFileSync('cc', ['-O2', '-o', out, path.join(guestSourceDir(), '..', 'kvm-floor.c')], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -73,6 +78,31 @@ function buildFloor(dir: string, log: (m: string) => void): string | undefined {
     log(`kvm-floor not built, no floor figure: ${(err as { stderr?: Buffer }).stderr?.toString().slice(-500) ?? (err as Error).message}`);
     return undefined;
   }
+}
+
+/** bench/vmm/bh-exits.c linked with the native core (as native/boot.mk links bh-boot). */
+export function buildBhExits(dir: string, log: (m: string) => void): string | undefined {
+  const native = path.join(guestSourceDir(), '..', '..', '..', 'native');
+  const c = (sub: string): string[] => fs.readdirSync(path.join(native, sub)).filter((f) => f.endsWith('.c')).sort().map((f) => `${sub}/${f}`);
+  const out = path.join(dir, 'bh-exits');
+  try {
+    const sources = [path.join(guestSourceDir(), '..', 'bh-exits.c'), ...c('boot'), 'devices/serial.c', 'devices/i8042.c', ...c('kvm'), 'devices/bus.c'];
+    execFileSync('cc', ['-std=gnu11', '-O2', '-pthread', '-Iinclude', '-I.', ...sources, '-o', out], { cwd: native, stdio: ['ignore', 'ignore', 'pipe'] });
+    return out;
+  } catch (err) {
+    log(`bh-exits not built, no process figures for ours: ${(err as { stderr?: Buffer }).stderr?.toString().slice(-500) ?? (err as Error).message}`);
+    return undefined;
+  }
+}
+
+/** bh-exits IMAGE: spawn to exit, ns (the same clock QEMU gets); checks its report. */
+async function bhExitsRun(tool: string, image: string, count: number): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  const { stdout } = await promisify(execFile)(tool, [image], { timeout: 180_000 });
+  const ns = Number(process.hrtime.bigint() - t0);
+  const r = JSON.parse(stdout) as { unhandledPio: number; value: number };
+  if (r.unhandledPio !== count) throw new Error(`bh-exits counted ${r.unhandledPio} exits, expected ${count}`);
+  return ns;
 }
 
 async function floorRun(tool: string, image: string, n1: number, n2: number): Promise<{ ns1: number; ns2: number }> {
@@ -101,9 +131,10 @@ export async function runExitBenchmark(
       }
       return f;
     };
-    const floor = buildFloor(work, log);
+    const floor = settings.prebuilt?.floor ?? buildFloor(work, log);
+    const bhExits = settings.prebuilt?.bhExits ?? buildBhExits(work, log);
     const raw: ExitResults['raw'] = [];
-    const samples = { floor: [] as number[], ours: [] as number[], qemu: [] as number[], js: [] as number[], lifeOurs: [] as number[], lifeQemu: [] as number[] };
+    const samples = { floor: [] as number[], proc: [] as number[], lifeProc: [] as number[], ours: [] as number[], qemu: [] as number[], js: [] as number[], lifeOurs: [] as number[], lifeQemu: [] as number[] };
     const rounds = settings.warmups + settings.runs;
     for (let round = 0; round < rounds; round++) {
       const warmup = round < settings.warmups;
@@ -127,6 +158,12 @@ export async function runExitBenchmark(
         await time('qemu N2', () => qemuRun(qemu, qemuExitArgs(fileFor(settings.n2), cpu)));
         await time('qemu lifecycle', () => qemuRun(qemu, qemuExitArgs(fileFor(0), cpu)));
       };
+      const processSide = async (): Promise<void> => {
+        if (!bhExits) return;
+        await time('ours-process N1', () => bhExitsRun(bhExits, fileFor(settings.n1), settings.n1));
+        await time('ours-process N2', () => bhExitsRun(bhExits, fileFor(settings.n2), settings.n2));
+        await time('ours-process lifecycle', () => bhExitsRun(bhExits, fileFor(0), 0));
+      };
       const floorSide = async (): Promise<void> => {
         if (!floor) return;
         const f = await floorRun(floor, fileFor(0), settings.n1, settings.n2);
@@ -135,17 +172,20 @@ export async function runExitBenchmark(
         raw.push({ round, warmup, what: 'floor N1', ns: f.ns1 }, { round, warmup, what: 'floor N2', ns: f.ns2 });
       };
       // Alternate the order, so a slow phase of the machine is shared between them.
-      const sides = [oursSide, qemuSide, floorSide];
+      const sides = [oursSide, qemuSide, processSide, floorSide];
       for (const side of round % 2 === 0 ? sides : [...sides].reverse()) await side();
       const ours = perExitNs(t['ours N1']!, t['ours N2']!, settings.n1, settings.n2);
       const js = perExitNs(t['ours-js N1']!, t['ours-js N2']!, settings.jsN1, settings.jsN2);
       const q = qemu ? perExitNs(t['qemu N1']!, t['qemu N2']!, settings.n1, settings.n2) : undefined;
+      const pr = bhExits ? perExitNs(t['ours-process N1']!, t['ours-process N2']!, settings.n1, settings.n2) : undefined;
       const fl = floor ? perExitNs(t['floor N1']!, t['floor N2']!, settings.n1, settings.n2) : undefined;
       log(
         `exits ${label}: ours ${ours.toFixed(0)} ns/exit (JS handler ${js.toFixed(0)})` +
           (q !== undefined ? `, QEMU ${q.toFixed(0)} ns/exit` : '') +
+          (pr !== undefined ? `, ours as a process ${pr.toFixed(0)} ns/exit` : '') +
           (fl !== undefined ? `, raw KVM loop ${fl.toFixed(0)} ns/exit` : '') +
           `; lifecycle ours ${(t['ours lifecycle']! / 1e6).toFixed(2)} ms` +
+          (bhExits ? `, ours as a process ${(t['ours-process lifecycle']! / 1e6).toFixed(1)} ms` : '') +
           (qemu ? `, QEMU ${(t['qemu lifecycle']! / 1e6).toFixed(1)} ms` : ''),
       );
       if (warmup) continue;
@@ -153,6 +193,10 @@ export async function runExitBenchmark(
       samples.js.push(js);
       samples.lifeOurs.push(t['ours lifecycle']! / 1e6);
       if (fl !== undefined) samples.floor.push(fl);
+      if (pr !== undefined) {
+        samples.proc.push(pr);
+        samples.lifeProc.push(t['ours-process lifecycle']! / 1e6);
+      }
       if (q !== undefined) {
         samples.qemu.push(q);
         samples.lifeQemu.push(t['qemu lifecycle']! / 1e6);
@@ -165,9 +209,9 @@ export async function runExitBenchmark(
       qemu: qemu
         ? { binary: qemu, version: qemuVersion(qemu), args: qemuExitArgs('IMAGE', cpu) }
         : { skipped: opts.noQemu ? 'QEMU not requested' : 'qemu-system-x86_64 not found (apt-get install qemu-system-x86)' },
-      exitNs: { ours: figure(samples.ours), ...(qemu ? { qemu: figure(samples.qemu) } : {}), ...(floor ? { floor: figure(samples.floor) } : {}) },
+      exitNs: { ours: figure(samples.ours), ...(bhExits ? { oursProcess: figure(samples.proc) } : {}), ...(qemu ? { qemu: figure(samples.qemu) } : {}), ...(floor ? { floor: figure(samples.floor) } : {}) },
       jsExitNs: { ours: figure(samples.js) },
-      lifecycleMs: { ours: figure(samples.lifeOurs), ...(qemu ? { qemu: figure(samples.lifeQemu) } : {}) },
+      lifecycleMs: { ours: figure(samples.lifeOurs), ...(bhExits ? { oursProcess: figure(samples.lifeProc) } : {}), ...(qemu ? { qemu: figure(samples.lifeQemu) } : {}) },
       raw,
     };
   } finally {

@@ -20,7 +20,7 @@ import { findKernel } from '../../kernel';
 import { collectHostFacts } from '../host-facts';
 import { runBootBenchmark, type BootConfig } from './boot';
 import { buildNativeTools, packageRoot, runInner, writeInitramfs } from './emulated';
-import { qemuVersion, runExitBenchmark, type ExitResults, type ExitSettings } from './exits';
+import { buildBhExits, buildFloor, qemuVersion, runExitBenchmark, type ExitResults, type ExitSettings } from './exits';
 import { killQemuChildren, findQemuBinary } from './qemu';
 import { caveatsFor, goalsFor, renderMarkdown, summarizeBoot, type BootResults, type VmmBenchResults } from './report';
 
@@ -155,6 +155,8 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
     try {
       log('building bh-boot and the guest init from native/ ...');
       const tools = buildNativeTools(work);
+      // Built here, before the emulated host mounts the root (compiling under TCG takes minutes).
+      const prebuilt = { floor: buildFloor(work, log), bhExits: buildBhExits(work, log) };
       const initrd = path.join(work, 'initramfs.cpio');
       writeInitramfs(initrd, tools.init);
       log('starting the emulated host (QEMU TCG, nested SVM) ...');
@@ -162,7 +164,8 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
       log(`emulated host up in ${emulated.bootMs} ms`);
       if (o.only !== 'boot') {
         try {
-          const result = await runInner<ExitResults>(emulated, 'exits', exitSettings('emulated-host', o.runs, o.warmups, o.quick), 30 * 60_000);
+          const settings = { ...exitSettings('emulated-host', o.runs, o.warmups, o.quick), prebuilt };
+          const result = await runInner<ExitResults>(emulated, 'exits', settings, 30 * 60_000);
           exits.push({ location: 'emulated-host', result });
         } catch (err) {
           log(`A inside the emulated host failed: ${(err as Error).message}`);
