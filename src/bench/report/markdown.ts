@@ -83,12 +83,18 @@ export function renderMarkdown(results: BenchResults): string {
   out.push('');
 
   out.push(`## Method`, '');
-  out.push(`- Runners: ${results.runners.map((r) => `**${r.id}**: ${r.description}`).join('; ')}.`);
+  out.push('- Runners:');
+  for (const r of results.runners) out.push(`  - **${r.id}**: ${r.description}`);
   out.push(
     `- ${results.settings.warmups} uncounted warm-up round(s), then ${results.settings.runs} counted rounds, interleaved (each round runs every runner once, in the same order), so drifts of a shared machine hit every runner alike.`,
   );
   out.push(`- One static C workload (bench/workloads/workload.c) for every runner; iteration scale ${results.settings.scale}. Per-runner iteration counts differ only where a runner is orders of magnitude slower (see note column); every figure is per operation.`);
   out.push(`- Docker runs with its default seccomp profile; runc, crun and runsc run the same image as a bundle without one.`);
+  if (results.emulatedHost) {
+    out.push(
+      `- The @emulated-host runners ran after the host's, as one nested run of this harness inside the emulated host (same method, interleaved among themselves, iteration scale ${results.emulatedHost.scale}); their ratios are against the baseline measured in there.`,
+    );
+  }
   out.push('');
   return out.join('\n');
 }
