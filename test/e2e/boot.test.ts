@@ -102,6 +102,7 @@ t.test('Linux boots in bulkhead (bh-boot) inside the emulated host', async (t) =
     t.match(r.stdout, /^BH-NPROC: 1\r?$/m, 'the guest sees 1 CPU');
     const cmd = /^BH-CMDLINE: (.*?)\r?$/m.exec(r.stdout)?.[1];
     t.equal(cmd, cmdline, '/proc/cmdline is exactly what was passed');
+    t.match(r.stdout, /^BH-CLOCKSOURCE: kvm-clock\r?$/m, 'the guest keeps time with kvm-clock');
     t.match(r.stderr, /VM ended: power-off/, 'the reason is power-off');
   });
 

@@ -46,6 +46,14 @@ t.test('emulated host', async (t) => {
     t.match(mod.stdout, /\bnested\b/);
   });
 
+  t.test('bulkhead doctor inside reports hardware virtualization', async (t) => {
+    const r = await host.bulkhead(['doctor', '--json']);
+    t.equal(r.exitCode, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as { kvm: { mode: string; accessible: boolean } };
+    t.equal(report.kvm.mode, 'hardware', 'kvm.mode inside the emulated host');
+    t.equal(report.kvm.accessible, true, '/dev/kvm is usable inside');
+  });
+
   t.test("the host's node runs inside", async (t) => {
     const r = await host.run(['node', '-e', 'console.log(1+1)']);
     t.equal(r.exitCode, 0, r.stderr);

@@ -6,6 +6,7 @@
  *   BH-NPROC     online CPUs (the guest saw every vCPU the MP table announced)
  *   BH-CMDLINE   /proc/cmdline (the command line arrived intact)
  *   BH-MEMTOTAL  MemTotal from /proc/meminfo, in KiB (the e820 map reached the kernel)
+ *   BH-CLOCKSOURCE  the kernel's current clocksource (kvm-clock when the KVM leaves are right)
  *   BH-ECHO      with `bhecho=1`: one line read from the console (serial input reached the guest)
  * then ends the way `bhaction=` says: poweroff (default), reboot, or panic (init exits, so the
  * kernel panics with "Attempted to kill init").
@@ -17,6 +18,19 @@
 #include <unistd.h>
 
 static char cmdline[4096];
+
+/* The first line of a small text file into out (empty when unreadable). */
+static void read_line(const char *path, char *out, size_t max)
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    if (!fgets(out, (int)max, f))
+        out[0] = 0;
+    fclose(f);
+    out[strcspn(out, "\n")] = 0;
+}
 
 static void read_cmdline(void)
 {
@@ -82,8 +96,10 @@ int main(void)
     printf("BH-NPROC: %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
     printf("BH-CMDLINE: %s\n", cmdline);
     printf("BH-MEMTOTAL: %ld\n", mem_total_kib());
-    fflush(stdout);
     char value[64];
+    read_line("/sys/devices/system/clocksource/clocksource0/current_clocksource", value, sizeof value);
+    printf("BH-CLOCKSOURCE: %s\n", value);
+    fflush(stdout);
     cmdline_value("bhecho", value, sizeof value);
     if (strcmp(value, "1") == 0)
         echo_one_line();
