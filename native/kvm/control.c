@@ -133,6 +133,19 @@ static void request_stop_locked(bh_vm *vm, bh_exit_reason reason, const char *wh
 
 /* ----------------------------------------------------------------------------------------------- */
 
+/* Announces RUNNING before any vCPU can run, so callbacks arrive in order (RUNNING before a
+ * STOPPED caused by a guest that halts at once), then lets the vCPU threads go. Called without
+ * vm->lock held. */
+static void announce_running_then_release(bh_vm *vm)
+{
+    bh_control_notify_state(vm, BH_VM_RUNNING);
+    pthread_mutex_lock(&vm->lock);
+    vm->released = true;
+    for (uint32_t i = 0; i < vm->vcpu_count; i++)
+        pthread_cond_broadcast(&vm->vcpus[i].wake);
+    pthread_mutex_unlock(&vm->lock);
+}
+
 int bh_vm_start(bh_vm *vm, bh_error *err)
 {
     if (!vm)
@@ -171,14 +184,7 @@ int bh_vm_start(bh_vm *vm, bh_error *err)
         return bh_fail(err, BH_E_SYSTEM, rc, "pthread_create for a vCPU thread failed: %s", strerror(rc));
     }
     pthread_mutex_unlock(&vm->lock);
-    /* Announce RUNNING before any vCPU can run, so callbacks arrive in order (RUNNING before a
-     * STOPPED caused by a guest that halts at once). */
-    bh_control_notify_state(vm, BH_VM_RUNNING);
-    pthread_mutex_lock(&vm->lock);
-    vm->released = true;
-    for (uint32_t i = 0; i < vm->vcpu_count; i++)
-        pthread_cond_broadcast(&vm->vcpus[i].wake);
-    pthread_mutex_unlock(&vm->lock);
+    announce_running_then_release(vm);
     return BH_OK;
 }
 
@@ -251,14 +257,7 @@ int bh_vm_resume(bh_vm *vm, bh_error *err)
     for (uint32_t i = 0; i < vm->vcpu_count; i++)
         pthread_cond_broadcast(&vm->vcpus[i].wake);
     pthread_mutex_unlock(&vm->lock);
-    /* Announce RUNNING before any vCPU can run, so callbacks arrive in order (RUNNING before a
-     * STOPPED caused by a guest that halts at once). */
-    bh_control_notify_state(vm, BH_VM_RUNNING);
-    pthread_mutex_lock(&vm->lock);
-    vm->released = true;
-    for (uint32_t i = 0; i < vm->vcpu_count; i++)
-        pthread_cond_broadcast(&vm->vcpus[i].wake);
-    pthread_mutex_unlock(&vm->lock);
+    announce_running_then_release(vm);
     return BH_OK;
 }
 
