@@ -16,24 +16,11 @@ export const GENERAL_REGISTERS = [
 export type GeneralRegisterName = (typeof GENERAL_REGISTERS)[number];
 export type GeneralRegisters = Record<GeneralRegisterName, bigint>;
 
-/** A segment register's hidden descriptor cache, as KVM holds it. Flags are 0 or 1. */
-export interface Segment {
-  base: bigint;
-  limit: number;
-  selector: number;
-  type: number;
-  present: number;
-  dpl: number;
-  db: number;
-  s: number;
-  l: number;
-  g: number;
-  avl: number;
-}
-export interface DescriptorTable {
-  base: bigint;
-  limit: number;
-}
+/** A segment register's hidden descriptor cache, as KVM holds it. Flags are 0 or 1. The binding
+ * passes exactly this shape, so the public type is the native one. */
+export type Segment = NativeSegment;
+/** GDTR / IDTR. */
+export type DescriptorTable = NativeDtable;
 
 export const SEGMENT_NAMES = ['cs', 'ds', 'es', 'fs', 'gs', 'ss', 'tr', 'ldt'] as const;
 export type SegmentName = (typeof SEGMENT_NAMES)[number];
