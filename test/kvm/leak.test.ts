@@ -1,40 +1,11 @@
 // 200 create/run/destroy cycles leak no file descriptor, thread or memory mapping.
-import * as fs from 'node:fs';
-import * as v8 from 'node:v8';
-import * as vmModule from 'node:vm';
 import t from 'tap';
+import { countResources as counts, gc } from './fixtures/resources';
 import { openHypervisor, type Kvm } from '../../src/kvm';
 import { HALT_AFTER_DONE, kvmSkipReason, onDone, setupLongMode, within } from './fixtures/guests';
 
 const skip = kvmSkipReason();
 const CYCLES = 200;
-
-function gc(): void {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (g) return g();
-  v8.setFlagsFromString('--expose-gc');
-  (vmModule.runInNewContext('gc') as () => void)();
-}
-
-function counts() {
-  const maps = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter(Boolean);
-  const fds = fs.readdirSync('/proc/self/fd').map((fd) => {
-    try {
-      return fs.readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      return '(gone)';
-    }
-  });
-  return {
-    fds: fds.length,
-    // a VM's own fds: anon_inode:kvm-vm, kvm-vcpu:N, the memfd of its RAM (/dev/kvm itself stays open)
-    vmFds: fds.filter((l) => /kvm-vm|kvm-vcpu|memfd:/.test(l)).length,
-    eventfds: fds.filter((l) => /eventfd/.test(l)).length,
-    threads: fs.readdirSync('/proc/self/task').length,
-    maps: maps.length,
-    guestMaps: maps.filter((l) => /memfd:|kvm/.test(l)).length,
-  };
-}
 
 async function cycle(kvm: Kvm, i: number): Promise<void> {
   const vm = kvm.createVm({ memoryMiB: 2 + (i % 3), vcpus: 1 + (i % 2) });

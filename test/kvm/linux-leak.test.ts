@@ -3,40 +3,14 @@
 // stopped, plus a hand-made guest printing through the serial console to JavaScript, leak no fd, thread or
 // mapping. (Devices are freed with their VM's native object: the GC at the end collects those.)
 import * as fs from 'node:fs';
-import * as v8 from 'node:v8';
-import * as vmModule from 'node:vm';
 import t from 'tap';
+import { countResources as counts, gc } from './fixtures/resources';
 import { findKernel } from '../../src/kernel';
 import { openHypervisor, type Kvm } from '../../src/kvm';
 import { kvmSkipReason, setupRealMode, within } from './fixtures/guests';
 
 const skip = kvmSkipReason();
 const CYCLES = 50;
-
-function gc(): void {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (g) return g();
-  v8.setFlagsFromString('--expose-gc');
-  (vmModule.runInNewContext('gc') as () => void)();
-}
-
-function counts() {
-  const maps = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter(Boolean);
-  const fds = fs.readdirSync('/proc/self/fd').map((fd) => {
-    try {
-      return fs.readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      return '(gone)';
-    }
-  });
-  return {
-    fds: fds.length,
-    vmFds: fds.filter((l) => /kvm-vm|kvm-vcpu|memfd:/.test(l)).length,
-    threads: fs.readdirSync('/proc/self/task').length,
-    maps: maps.length,
-    guestMaps: maps.filter((l) => /memfd:|kvm/.test(l)).length,
-  };
-}
 
 /** 'bulkhead\n' on COM1, then the debug-exit port. */
 const PRINT = [
