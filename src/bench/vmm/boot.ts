@@ -10,6 +10,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { BulkheadError } from '../../errors';
+import { onInterrupt } from './cleanup';
 import { memoryOverhead, type MemoryOverhead, type VmmKind } from './memory';
 
 export interface BootConfig {
@@ -71,6 +72,7 @@ export function bootOnce(c: BootConfig, vmm: VmmKind): Promise<Omit<BootSample, 
     }, c.timeoutMs);
     const kill = (): void => void child.kill('SIGKILL');
     process.once('exit', kill);
+    const unregister = onInterrupt(kill);
     child.stdout!.on('data', (d: Buffer) => {
       if (result || failure) return;
       out = (out + d.toString('latin1')).slice(-64 * 1024);
@@ -91,6 +93,7 @@ export function bootOnce(c: BootConfig, vmm: VmmKind): Promise<Omit<BootSample, 
     child.once('close', (code, signal) => {
       clearTimeout(timer);
       process.off('exit', kill);
+      unregister();
       if (result) {
         const self = /marker ".*" after ([\d.]+) s/.exec(err);
         if (self) result.selfReportedMs = Number(self[1]) * 1000;

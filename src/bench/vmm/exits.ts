@@ -13,9 +13,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { openHypervisor } from '../../kvm';
 import { summarize, type Summary } from '../method/stats';
+import { onInterrupt } from './cleanup';
 import { buildExitGuest, guestSourceDir, withCount } from './guest';
 import { oursExitRun, oursLifecycle } from './ours';
-import { findQemuBinary, qemuCpuModel, qemuExitArgs, qemuRun } from './qemu';
+import { findQemuBinary, killQemuChildren, qemuCpuModel, qemuExitArgs, qemuRun } from './qemu';
 
 export interface ExitSettings {
   runs: number;
@@ -116,6 +117,10 @@ export async function runExitBenchmark(
 ): Promise<ExitResults> {
   const { log } = opts;
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bulkhead-vmm-exits-'));
+  const unregister = onInterrupt(() => {
+    killQemuChildren();
+    fs.rmSync(work, { recursive: true, force: true });
+  });
   const kvm = openHypervisor();
   try {
     const image = buildExitGuest(work);
@@ -217,5 +222,6 @@ export async function runExitBenchmark(
   } finally {
     kvm.close();
     fs.rmSync(work, { recursive: true, force: true });
+    unregister();
   }
 }

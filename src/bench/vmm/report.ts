@@ -99,8 +99,16 @@ export function goalsFor(r: Omit<VmmBenchResults, 'goals' | 'caveats' | 'format'
   const b = r.boot.result;
   if (b) {
     const rr = b.markerMs.ours.median / b.markerMs.qemu.median;
-    goals.push({ name: 'boot to userspace marker @ emulated host', target: '≤ 0.8x QEMU', measured: `${rr.toFixed(2)}x (ours ${f1(b.markerMs.ours.median, 0)} ms, QEMU ${f1(b.markerMs.qemu.median, 0)} ms)`, met: rr <= 0.8 });
-    goals.push({ name: 'VMM memory overhead at the marker', target: '≤ 3 MiB', measured: `ours ${f1(b.overheadMiB.ours.median, 2)} MiB (QEMU ${f1(b.overheadMiB.qemu.median, 2)} MiB)`, met: b.overheadMiB.ours.median <= 3 });
+    const overlap = rangesOverlap(b.markerMs.ours, b.markerMs.qemu) ? 'the min–max ranges overlap' : 'the min–max ranges do not overlap';
+    goals.push({ name: 'boot to userspace marker @ emulated host', target: '≤ 0.8x QEMU', measured: `${rr.toFixed(2)}x (ours ${f1(b.markerMs.ours.median, 0)} ms, QEMU ${f1(b.markerMs.qemu.median, 0)} ms); ${overlap}`, met: rr <= 0.8 });
+    const counted = b.samples.filter((s) => !s.warmup && s.vmm === 'ours');
+    const withoutCopies = counted.length ? summarize(counted.map((s) => (s.memory.overheadKb - s.memory.imageCopiesKb) / 1024)).median : NaN;
+    goals.push({
+      name: 'VMM memory overhead at the marker @ emulated host',
+      target: '≤ 3 MiB',
+      measured: `ours ${f1(b.overheadMiB.ours.median, 2)} MiB (QEMU ${f1(b.overheadMiB.qemu.median, 2)} MiB); without bh-boot’s retained kernel+initrd buffers ${f1(withoutCopies, 2)} MiB`,
+      met: b.overheadMiB.ours.median <= 3,
+    });
   }
   return goals;
 }

@@ -19,6 +19,7 @@ import { EmulatedHost } from '../../host/emulated';
 import { findKernel } from '../../kernel';
 import { collectHostFacts } from '../host-facts';
 import { runBootBenchmark, type BootConfig } from './boot';
+import { onInterrupt } from './cleanup';
 import { buildNativeTools, packageRoot, runInner, writeInitramfs } from './emulated';
 import { buildBhExits, buildFloor, qemuVersion, runExitBenchmark, type ExitResults, type ExitSettings } from './exits';
 import { killQemuChildren, findQemuBinary } from './qemu';
@@ -142,16 +143,10 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
   } else {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bulkhead-vmm-bench-'));
     let emulated: EmulatedHost | undefined;
-    const onSignal = (sig: NodeJS.Signals): void => {
-      log(`${sig}: cleaning up`);
-      killQemuChildren();
-      void (emulated?.stop({ timeoutMs: 1000 }) ?? Promise.resolve()).finally(() => {
-        fs.rmSync(work, { recursive: true, force: true });
-        process.exit(130);
-      });
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    const unregister = onInterrupt(async () => {
+      await emulated?.stop({ timeoutMs: 1000 });
+      fs.rmSync(work, { recursive: true, force: true });
+    });
     try {
       log('building bh-boot and the guest init from native/ ...');
       const tools = buildNativeTools(work);
@@ -205,8 +200,7 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
     } finally {
       await emulated?.stop();
       fs.rmSync(work, { recursive: true, force: true });
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+      unregister();
     }
   }
 
