@@ -34,6 +34,11 @@ export interface BootSample {
   markerMs: number;
   /** bh-boot's own figure (its process start to the marker), when it printed one. */
   selfReportedMs?: number;
+  /**
+   * The last kernel printk timestamp before the marker (guest uptime, ms): markerMs minus this is
+   * roughly the VMM's own share (process start, setup, firmware, loading) before the kernel's clock ran.
+   */
+  guestUptimeMs?: number;
   memory: MemoryOverhead;
 }
 
@@ -79,10 +84,12 @@ export function bootOnce(c: BootConfig, vmm: VmmKind): Promise<Omit<BootSample, 
       const at = out.indexOf(c.marker);
       if (at < 0 || out.indexOf('\n', at) < 0) return; // the whole marker line, as bh-boot counts it
       const markerMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      const stamps = [...out.slice(0, at).matchAll(/\[\s*(\d+\.\d+)\]/g)];
+      const guestUptimeMs = stamps.length ? Number(stamps[stamps.length - 1]![1]) * 1000 : undefined;
       try {
         const smaps = fs.readFileSync(`/proc/${child.pid}/smaps`, 'utf8');
         const status = fs.readFileSync(`/proc/${child.pid}/status`, 'utf8');
-        result = { vmm, markerMs, memory: memoryOverhead(smaps, status, vmm, c.memoryMiB, imageSizes) };
+        result = { vmm, markerMs, ...(guestUptimeMs !== undefined ? { guestUptimeMs } : {}), memory: memoryOverhead(smaps, status, vmm, c.memoryMiB, imageSizes) };
       } catch (e) {
         failure = new BulkheadError('BENCH_FAILED', `${vmm}: reading /proc/${child.pid} at the marker: ${(e as Error).message}`);
       }

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
 import { writeCpio, type EmulatedHost } from '../../host/emulated';
+import { findKernel, listKernels, type KernelArtifacts } from '../../kernel';
 
 const log = (m: string): void => void process.stderr.write(m);
 
@@ -66,4 +67,22 @@ export async function runInner<T>(host: EmulatedHost, mode: 'exits' | 'boot', pa
   if (r.exitCode !== 0) throw new BulkheadError('BENCH_FAILED', `inner ${mode} failed (${r.timedOut ? 'timed out' : `status ${r.exitCode}`}): ${errTail.slice(-2000)}`);
   const line = r.stdout.trim().split('\n').pop() ?? '';
   return JSON.parse(line) as T;
+}
+
+/**
+ * The kernel built from the current config, or else the newest cached build of that flavour (a
+ * config change makes the current one a cache miss until someone rebuilds it; any host kernel with
+ * KVM serves the benchmark). `current` says which it was; the results record the key.
+ */
+export async function cachedKernel(flavor: 'host' | 'zone'): Promise<{ kernel: KernelArtifacts; current: boolean } | undefined> {
+  const current = await findKernel({ config: flavor }).catch(() => undefined);
+  if (current) return { kernel: current, current: true };
+  let all: KernelArtifacts[] = [];
+  try {
+    all = listKernels().filter((k) => k.info.config === flavor);
+  } catch {
+    return undefined;
+  }
+  const newest = all.sort((a, b) => b.info.builtAt.localeCompare(a.info.builtAt))[0];
+  return newest ? { kernel: newest, current: false } : undefined;
 }

@@ -194,6 +194,12 @@ export function renderMarkdown(r: VmmBenchResults): string {
       `| ${m} | overhead with Pss instead of Rss (shared pages divided), MiB | ${med('ours', (s) => s.memory.overheadPssKb)} | ${med('qemu', (s) => s.memory.overheadPssKb)} | | |`,
       `| ${m} | overhead minus the image copies, MiB | ${med('ours', (s) => s.memory.overheadKb - s.memory.imageCopiesKb)} | ${med('qemu', (s) => s.memory.overheadKb - s.memory.imageCopiesKb)} | | |`,
     );
+    const uptime = (vmm: string): string => {
+      const v = counted.filter((s) => s.vmm === vmm && s.guestUptimeMs !== undefined);
+      if (!v.length) return '—';
+      return `${summarize(v.map((s) => s.guestUptimeMs!)).median.toFixed(0)} / ${summarize(v.map((s) => s.markerMs - s.guestUptimeMs!)).median.toFixed(0)}`;
+    };
+    lines.push(`| ${m} | split (median ms): guest uptime at the last kernel line before the marker / the rest (VMM start-up, setup, firmware, load) | ${uptime('ours')} | ${uptime('qemu')} | | |`);
     const self = counted.filter((s) => s.vmm === 'ours' && s.selfReportedMs !== undefined).map((s) => s.selfReportedMs!);
     lines.push('');
     if (self.length) lines.push(`- bh-boot’s own marker figure (its start to the marker): median ${summarize(self).median.toFixed(0)} ms.`);

@@ -16,11 +16,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
 import { EmulatedHost } from '../../host/emulated';
-import { findKernel } from '../../kernel';
 import { collectHostFacts } from '../host-facts';
 import { runBootBenchmark, type BootConfig } from './boot';
 import { onInterrupt } from './cleanup';
-import { buildNativeTools, packageRoot, runInner, writeInitramfs } from './emulated';
+import { buildNativeTools, cachedKernel, packageRoot, runInner, writeInitramfs } from './emulated';
 import { buildBhExits, buildFloor, qemuVersion, runExitBenchmark, type ExitResults, type ExitSettings } from './exits';
 import { killQemuChildren, findQemuBinary } from './qemu';
 import { caveatsFor, goalsFor, renderMarkdown, summarizeBoot, type BootResults, type VmmBenchResults } from './report';
@@ -131,8 +130,13 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
   let skipEmulated: string | undefined = o.emulated ? undefined : 'not requested (--no-emulated)';
   const qemu = findQemuBinary();
   if (!skipEmulated && !qemu) skipEmulated = 'qemu-system-x86_64 not installed (apt-get install qemu-system-x86)';
-  const hostKernel = skipEmulated ? undefined : await findKernel({ config: 'host' }).catch(() => undefined);
-  const zoneKernel = skipEmulated ? undefined : await findKernel({ config: 'zone' }).catch(() => undefined);
+  const hostFound = skipEmulated ? undefined : await cachedKernel('host');
+  const zoneFound = skipEmulated ? undefined : await cachedKernel('zone');
+  const hostKernel = hostFound?.kernel;
+  const zoneKernel = zoneFound?.kernel;
+  for (const [name, found] of [['host', hostFound], ['zone', zoneFound]] as const) {
+    if (found && !found.current) log(`the ${name} kernel for the current config is not built: using the cached ${found.kernel.info.key} (built ${found.kernel.info.builtAt})`);
+  }
   if (!skipEmulated && (!hostKernel || !zoneKernel)) {
     skipEmulated = `kernels not built (${!hostKernel ? 'host' : ''}${!hostKernel && !zoneKernel ? ', ' : ''}${!zoneKernel ? 'zone' : ''}): run npm run kernels`;
   }
@@ -156,7 +160,7 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
       writeInitramfs(initrd, tools.init);
       log('starting the emulated host (QEMU TCG, nested SVM) ...');
       emulated = await EmulatedHost.start({ kernel: hostKernel!.vmlinux });
-      log(`emulated host up in ${emulated.bootMs} ms`);
+      log(`emulated host up in ${emulated.bootMs} ms (kernel ${hostKernel!.info.key}, ${emulated.kernelRelease})`);
       if (o.only !== 'boot') {
         try {
           const settings = { ...exitSettings('emulated-host', o.runs, o.warmups, o.quick), prebuilt };
