@@ -20,14 +20,16 @@ export function renderMarkdown(results: BenchResults): string {
     out.push(`**No zone figures:** the zone runner was not requested in this run.`, '');
   }
   out.push(`Virtualization on this host: **${h.virtualization}** (${h.virtualizationDetail}).`, '');
-  if (baseline && ok.length > 1) {
-    out.push(`For context, every runner that did run, as the geometric mean of its ratios to **${baseline}** per group (>1 = costs more):`, '');
-    const groups = results.settings.groups;
+  // Runners with no baseline where they ran have no ratios: they appear in the results table only.
+  const groups = results.settings.groups;
+  const withRatios = ok.filter((o) => groups.some((g) => results.headline[g]?.[o.id] !== undefined));
+  if (withRatios.length > 1) {
+    const bases = [...new Set(withRatios.map((r) => results.baselines[r.location]?.runnerId).filter(Boolean))];
+    out.push(`For context, every runner that did run, as the geometric mean of its ratios to ${bases.map((b) => `**${b}**`).join(' or ')} per group (>1 = costs more):`, '');
     out.push(`| runner | ${groups.map((g) => GROUP_TITLES[g] ?? g).join(' | ')} |`);
     out.push(`|---|${groups.map(() => '---:').join('|')}|`);
-    // Runners with no baseline where they ran have no ratios: they appear in the results table only.
-    for (const r of ok.filter((o) => results.settings.groups.some((g) => results.headline[g]?.[o.id] !== undefined))) {
-      const vs = r.location === 'host' ? '' : ` (vs ${results.baselines[r.location]?.runnerId ?? 'no baseline'})`;
+    for (const r of withRatios) {
+      const vs = r.location === 'host' ? '' : ` (vs ${results.baselines[r.location]?.runnerId})`;
       out.push(`| ${r.id}${vs} | ${groups.map((g) => fmtRatioOrDash(results.headline[g]?.[r.id])).join(' | ')} |`);
     }
     out.push('');

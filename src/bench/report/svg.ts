@@ -18,7 +18,6 @@ const GROUP_HEADER = 24;
 const FONT = 'font-family="DejaVu Sans, Helvetica, Arial, sans-serif"';
 
 export function renderSvg(results: BenchResults): string {
-  const baseline = results.baseline.runnerId;
   const baselineIds = new Set(Object.values(results.baselines ?? {}).map((b) => b.runnerId));
   // Runners with no ratio at all (no baseline where they ran) have nothing to draw; the report lists them.
   const runnerIds = results.runners
@@ -31,8 +30,11 @@ export function renderSvg(results: BenchResults): string {
     return r && r.location !== 'host' ? `${id} (vs ${results.baselines[r.location]?.runnerId})` : id;
   };
   const ratios = results.metrics.flatMap((m) => runnerIds.map((id) => m.byRunner[id]?.ratio).filter((r): r is number => typeof r === 'number'));
-  if (!baseline || runnerIds.length === 0 || ratios.length === 0) {
-    return emptyChart(baseline ? 'No runner besides the baseline produced figures.' : `No baseline ran: ${results.baseline.note}.`);
+  // The baselines the drawn runners are compared with (docker, or docker@emulated-host, ...).
+  const bases = [...new Set(runnerIds.map((id) => results.baselines[results.runners.find((r) => r.id === id)!.location]?.runnerId))].join(' / ');
+  if (runnerIds.length === 0 || ratios.length === 0) {
+    const noBaseline = Object.values(results.baselines).every((b) => b.runnerId === null);
+    return emptyChart(noBaseline ? `No baseline ran: ${results.baseline.note}.` : 'No runner besides the baseline produced figures.');
   }
 
   // Axis domain: whole decades around the data, always including 1 and at least 0.5–2.
@@ -103,16 +105,16 @@ export function renderSvg(results: BenchResults): string {
       grid.push(`<text x="${gx}" y="${plotBottom + 16}" ${FONT} font-size="11" text-anchor="middle" fill="#333">${esc(formatTick(v))}</text>`);
     }
   }
-  grid.push(`<text x="${x(1).toFixed(1)}" y="${top - 10}" ${FONT} font-size="11" text-anchor="middle" fill="#222">${esc(baseline)} = 1</text>`);
+  grid.push(`<text x="${x(1).toFixed(1)}" y="${top - 10}" ${FONT} font-size="11" text-anchor="middle" fill="#222">${esc(bases)} = 1</text>`);
   grid.push(`<line x1="${PLOT_LEFT}" y1="${plotBottom}" x2="${PLOT_RIGHT}" y2="${plotBottom}" stroke="#444"/>`);
-  grid.push(`<text x="${(PLOT_LEFT + PLOT_RIGHT) / 2}" y="${plotBottom + 36}" ${FONT} font-size="12" text-anchor="middle" fill="#222">cost relative to ${esc(baseline)} (log scale): right of the line costs more, left costs less</text>`);
+  grid.push(`<text x="${(PLOT_LEFT + PLOT_RIGHT) / 2}" y="${plotBottom + 36}" ${FONT} font-size="12" text-anchor="middle" fill="#222">cost relative to ${esc(bases)} (log scale): right of the line costs more, left costs less</text>`);
 
   const h = results.host;
   const height = plotBottom + 56;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
-    `<text x="10" y="22" ${FONT} font-size="17" font-weight="bold" fill="#111">Workload cost per runner, relative to ${esc(baseline)}</text>`,
+    `<text x="10" y="22" ${FONT} font-size="17" font-weight="bold" fill="#111">Workload cost per runner, relative to ${esc(bases)}</text>`,
     `<text x="10" y="40" ${FONT} font-size="11" fill="#555">${esc(subtitle(results))}</text>`,
     `<text x="10" y="62" ${FONT} font-size="12" fill="#222">runners:</text>`,
     ...legend,
