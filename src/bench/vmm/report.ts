@@ -106,7 +106,7 @@ export function goalsFor(r: Omit<VmmBenchResults, 'goals' | 'caveats' | 'format'
     goals.push({
       name: 'VMM memory overhead at the marker @ emulated host',
       target: '≤ 3 MiB',
-      measured: `ours ${f1(b.overheadMiB.ours.median, 2)} MiB (QEMU ${f1(b.overheadMiB.qemu.median, 2)} MiB); without bh-boot’s retained kernel+initrd buffers ${f1(withoutCopies, 2)} MiB`,
+      measured: `ours ${f1(b.overheadMiB.ours.median, 2)} MiB (QEMU ${f1(b.overheadMiB.qemu.median, 2)} MiB); without any retained kernel+initrd copies ${f1(withoutCopies, 2)} MiB`,
       met: b.overheadMiB.ours.median <= 3,
     });
   }
@@ -136,7 +136,7 @@ export function caveatsFor(r: Omit<VmmBenchResults, 'goals' | 'caveats' | 'forma
   );
   if (r.boot.result) {
     c.push(
-      'Boot: time from spawning the VMM process to the first stdout line containing the marker (the guest init’s first line), measured by a node process inside the emulated host; both VMMs get the same vmlinux (QEMU boots it through its PVH note, ours through the 64-bit boot protocol), initramfs, command line and 256 MiB. Overhead = sum of Rss over /proc/PID/smaps at the marker minus the Rss of the guest RAM mapping (ours: the memfd “bulkhead-guest-ram”; QEMU: the anonymous private mapping of exactly -m bytes). Rss counts shared library pages in full (the Pss line divides them among the processes sharing them). Whatever a VMM keeps of the images it loaded counts as overhead: bh-boot reads the kernel and initrd into malloc’ed buffers and keeps them until it exits (the loader has copied them into guest RAM by then), which the “image copies” figure isolates (anonymous mappings the size of either file). Guest RAM touched differs slightly between the VMMs (different firmware/boot paths), which is why it is subtracted per process.',
+      'Boot: time from spawning the VMM process to the first stdout line containing the marker (the guest init’s first line), measured by a node process inside the emulated host; both VMMs get the same vmlinux (QEMU boots it through its PVH note, ours through the 64-bit boot protocol), initramfs, command line and 256 MiB. Overhead = sum of Rss over /proc/PID/smaps at the marker minus the Rss of the guest RAM mapping (ours: the memfd “bulkhead-guest-ram”; QEMU: the anonymous private mapping of exactly -m bytes). Rss counts shared library pages in full (the Pss line divides them among the processes sharing them). Whatever a VMM keeps of the images it loaded counts as overhead (bh-boot frees its kernel and initrd buffers once the loader has copied them into guest RAM); the “image copies” figure isolates what remains (anonymous mappings the size of either file). Guest RAM touched differs slightly between the VMMs (different firmware/boot paths), which is why it is subtracted per process.',
     );
   }
   return c;
