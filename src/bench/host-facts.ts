@@ -77,14 +77,19 @@ export function caveatsFor(facts: HostFacts, measuredLocations: readonly string[
       'Figures marked @emulated-host were measured inside QEMU TCG (software CPU emulation): their absolute values are far from hardware; compare them only with other @emulated-host figures.',
     );
   }
-  const load = Math.max(...facts.loadAverageAtStart, ...(facts.loadAverageAtEnd ?? []));
+  const load = busiestLoad(facts);
   if (load > facts.cpuCount * 0.5) {
     caveats.push(
-      `The machine was busy (load average up to ${load} on ${facts.cpuCount} CPUs during the run): timings are noisier than usual; the min-max ranges show how much. ` +
+      `The machine was busy (1-minute load average up to ${load} on ${facts.cpuCount} CPUs during the run): timings are noisier than usual; the min-max ranges show how much. ` +
         'Scheduling-bound tests (fork, pipe ping-pong) can also favour containers then: a container competes for CPU as its own cgroup, the bare process as one task among all of the host’s.',
     );
   }
   return caveats;
+}
+
+/** The 1-minute load average at start or end, whichever is higher (the 15-minute one lags too much). */
+export function busiestLoad(facts: HostFacts): number {
+  return Math.max(facts.loadAverageAtStart[0] ?? 0, facts.loadAverageAtEnd?.[0] ?? 0);
 }
 
 function safeRead(file: string): string {

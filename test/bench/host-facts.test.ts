@@ -20,5 +20,6 @@ t.test('caveats in words', async (t) => {
   t.match(caveatsFor({ ...base, virtualization: 'pvm' }).join('\n'), /PVM.*would not represent hardware virtualization/);
   t.match(caveatsFor({ ...base, runsUnderHypervisor: true }).join('\n'), /itself a virtual machine/);
   t.match(caveatsFor(base, ['host', 'emulated-host']).join('\n'), /@emulated-host.*QEMU TCG/);
-  t.match(caveatsFor({ ...base, loadAverageAtStart: [9, 9, 9] }).join('\n'), /busy \(load average up to 9 on 8 CPUs/);
+  t.match(caveatsFor({ ...base, loadAverageAtStart: [9, 9, 9] }).join('\n'), /busy \(1-minute load average up to 9 on 8 CPUs/);
+  t.same(caveatsFor({ ...base, loadAverageAtStart: [1, 2, 9] }), [], 'a busy past (15-minute average) is not a busy run');
 });

@@ -4,6 +4,7 @@
  * bars grow from 1, right for "costs more", left for "costs less". Plain SVG, no dependencies.
  */
 import type { BenchResults } from '../method/results';
+import { busiestLoad } from '../host-facts';
 import { formatRatio, GROUP_TITLES } from './format';
 
 const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#b07aa1', '#edc948', '#9c755f'];
@@ -127,7 +128,7 @@ export function renderSvg(results: BenchResults): string {
 
 function subtitle(results: BenchResults): string {
   const h = results.host;
-  const load = Math.max(...h.loadAverageAtStart, ...(h.loadAverageAtEnd ?? []));
+  const load = busiestLoad(h);
   return [
     `bars: median of ${results.settings.runs} runs, whiskers: min–max`,
     h.cpuModel,
