@@ -15,6 +15,8 @@ packages=(
   e2fsprogs erofs-utils
   # benchmark baselines: Docker, runc, crun, gVisor
   docker.io runc crun runsc iproute2 iptables
+  # renders the report's chart.svg to PNG in the report test
+  librsvg2-bin
 )
 
 missing=()
