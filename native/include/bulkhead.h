@@ -151,8 +151,9 @@ int bh_vcpu_kick_signal(void);
 /* Guest memory (bounds-checked)                                                                   */
 
 uint64_t bh_mem_size(const bh_vm *vm);
-/* Copies between guest-physical memory and a host buffer. The whole range must be guest RAM
- * (it may span the low and high regions); otherwise BH_E_OUT_OF_RANGE and nothing is copied. */
+/* Copies between guest-physical memory and a host buffer. The whole range must be guest RAM (so
+ * inside one region: the MMIO hole separates low and high RAM); otherwise BH_E_OUT_OF_RANGE and
+ * nothing is copied. */
 int bh_mem_read(const bh_vm *vm, uint64_t gpa, void *dst, size_t len, bh_error *err);
 int bh_mem_write(bh_vm *vm, uint64_t gpa, const void *src, size_t len, bh_error *err);
 /* A host pointer to [gpa, gpa+len) when that range lies inside one RAM region, else NULL.
