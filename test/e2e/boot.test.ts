@@ -10,6 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { EmulatedHost, writeCpio, type RunResult } from '../../src/host/emulated';
 import { kernel, qemu } from './fixtures/helpers';
+import { retryEarlyTripleFault } from './fixtures/early-triple-fault';
 
 t.setTimeout(60 * 60_000); // includes building kernels on a machine that never did
 
@@ -91,7 +92,12 @@ t.test('Linux boots in bulkhead (bh-boot) inside the emulated host', async (t) =
     return r;
   };
   const zoneBoot = (label: string, cmdline: string, extra: string[] = [], opts: { stdin?: string } = {}) =>
-    boot(label, ['--kernel', zone.value.vmlinux, '--initrd', initrd.good, '--cmdline', cmdline, ...extra], opts);
+    retryEarlyTripleFault(
+      t,
+      label,
+      () => boot(label, ['--kernel', zone.value.vmlinux, '--initrd', initrd.good, '--cmdline', cmdline, ...extra], opts),
+      (r) => r.exitCode === EXIT.shutdown && !/^BH-INIT/m.test(r.stdout),
+    );
   const lastLines = (r: RunResult) => ({ stdout: r.stdout.slice(-3000), stderr: r.stderr.slice(-3000) });
 
   t.test('1 vCPU: marker, nproc, the command line intact, power-off', async (t) => {

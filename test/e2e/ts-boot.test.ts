@@ -10,6 +10,7 @@ import t from 'tap';
 import { EmulatedHost, writeCpio, type RunResult } from '../../src/host/emulated';
 import { findKernel } from '../../src/kernel';
 import { findQemu } from '../../src/host/emulated/qemu';
+import { retryEarlyTripleFault } from './fixtures/early-triple-fault';
 
 t.setTimeout(20 * 60_000);
 
@@ -82,7 +83,7 @@ t.test('Linux boots through the TypeScript API inside the emulated host', async 
   t.comment(`emulated host up in ${host.bootMs} ms`);
 
   const times: string[] = [];
-  const boot = async (label: string, args: Record<string, unknown>): Promise<BootJson> => {
+  const bootOnce = async (label: string, args: Record<string, unknown>): Promise<BootJson> => {
     const started = Date.now();
     const r = await host.run([process.execPath, fixture, JSON.stringify({ initrd, kernel: zone.vmlinux, ...args })], {
       timeoutMs: 180_000,
@@ -91,6 +92,13 @@ t.test('Linux boots through the TypeScript API inside the emulated host', async 
     times.push(`${label}: marker ${j.markerMs ?? '-'} ms after the script started, VM ran ${j.durationMs ?? '?'} ms until ${j.reason ?? j.error?.code}, command ${Date.now() - started} ms`);
     return j;
   };
+  const boot = (label: string, args: Record<string, unknown>): Promise<BootJson> =>
+    retryEarlyTripleFault(
+      t,
+      label,
+      () => bootOnce(label, args),
+      (j) => j.reason === 'shutdown' && !/^BH-INIT/m.test(j.console ?? ''),
+    );
   const diag = (j: BootJson) => ({ error: j.error, detail: j.detail, exits: j.exits, tail: j.consoleTail?.slice(-2000) });
 
   t.test('power-off: the marker arrives through onConsole, the command line is intact', async (t) => {
