@@ -282,7 +282,14 @@ static void add_rip(bh_vcpu *vcpu, bh_vcpu_exit *exit)
         return;
     exit->rip = regs.rip;
     size_t used = strlen(exit->message);
-    if (exit->reason != BH_EXIT_STOPPED && used < sizeof exit->message)
+    if (exit->reason == BH_EXIT_STOPPED || used >= sizeof exit->message)
+        return;
+    /* On AMD SVM, KVM resets the vCPU after a shutdown (the VMCB is undefined then), so the faulting
+     * address is lost and RIP reads as the reset vector: say so rather than point at 0xfff0. */
+    if (exit->reason == BH_EXIT_SHUTDOWN && regs.rip == 0xfff0)
+        snprintf(exit->message + used, sizeof exit->message - used,
+                 " (registers were reset by the hypervisor; the faulting rip is unknown)");
+    else
         snprintf(exit->message + used, sizeof exit->message - used, " at rip 0x%llx", (unsigned long long)regs.rip);
 }
 
