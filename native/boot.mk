@@ -5,8 +5,8 @@
 #   make -C native fuzz-smoke   the kernel-image fuzzer (libFuzzer + ASan + UBSan), a short run
 #   make -C native test         also runs boot-test and fuzz-smoke (prerequisites added below)
 #
-# Included right after TEST_SRCS is defined so the boot tests, which have their own runner, stay
-# out of the core's run_tests.
+# Included right after TEST_SRCS is defined so the boot tests, which have their own test list and
+# binary (sharing the core's TAP runner, tests/tap_runner.c), stay out of the core's run_tests.
 
 .DEFAULT_GOAL := all
 
@@ -16,6 +16,9 @@ BOOT_TEST_SRCS := $(sort $(wildcard tests/boot_*.c)) $(wildcard tests/boot_*.S)
 BOOT_TEST_HDRS := $(wildcard tests/boot_*.h)
 TEST_SRCS := $(filter-out $(BOOT_TEST_SRCS),$(TEST_SRCS))
 TEST_HDRS := $(filter-out $(BOOT_TEST_HDRS),$(TEST_HDRS))
+# The TAP runner and checks are shared with the core's run_tests (they stay in TEST_SRCS too).
+BOOT_TAP_SRCS := tests/tap_runner.c
+BOOT_TAP_HDRS := tests/tap.h tests/tap_runner.h
 
 BOOT_CORE_SRCS = $(sort $(wildcard kvm/*.c)) devices/bus.c
 BOOT_TOOL_CFLAGS := -std=gnu11 -O2 -g -pthread -Iinclude -I. -Wall -Wextra -Werror
@@ -30,9 +33,10 @@ $(OUT)/tools/bh-boot: tools/bh-boot.c $(BOOT_SRCS) $(BOOT_CORE_SRCS) $(BOOT_ALL_
 	@mkdir -p $(dir $@)
 	$(CC) $(BOOT_TOOL_CFLAGS) tools/bh-boot.c $(BOOT_SRCS) $(BOOT_CORE_SRCS) -o $@
 
-$(OUT)/boot_tests: $(BOOT_TEST_SRCS) $(BOOT_SRCS) $(BOOT_CORE_SRCS) $(BOOT_ALL_HDRS) $(BOOT_TEST_HDRS)
+$(OUT)/boot_tests: $(BOOT_TEST_SRCS) $(BOOT_TAP_SRCS) $(BOOT_SRCS) $(BOOT_CORE_SRCS) $(BOOT_ALL_HDRS) \
+		$(BOOT_TEST_HDRS) $(BOOT_TAP_HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(BOOT_SAN_CFLAGS) $(BOOT_TEST_SRCS) $(BOOT_SRCS) $(BOOT_CORE_SRCS) -o $@
+	$(CC) $(BOOT_SAN_CFLAGS) $(BOOT_TEST_SRCS) $(BOOT_TAP_SRCS) $(BOOT_SRCS) $(BOOT_CORE_SRCS) -o $@
 
 boot-test: $(OUT)/boot_tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 ./$(OUT)/boot_tests $(BOOT_TESTS)

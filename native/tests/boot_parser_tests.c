@@ -8,7 +8,7 @@
 #include "boot/boot_internal.h"
 #include "boot/layout.h"
 #include "boot_images.h"
-#include "boot_tap.h"
+#include "tap.h"
 #include "boot_tests.h"
 
 #define MIB (1ULL << 20)
@@ -26,14 +26,14 @@ void test_parse_vmlinux(void)
     bh_boot_info info;
     for (int virt = 0; virt < 2; virt++) {
         bi_image k = probe_vmlinux(virt);
-        BT_OK(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, &info, &e));
-        BT_EQ(info.format, BH_KERNEL_ELF);
-        BT_EQ(info.entry, BH_LINUX_ENTRY_64BIT);
-        BT_EQ(info.entry_point, BI_KERNEL_PADDR);
-        BT_EQ(info.kernel_start, BI_KERNEL_PADDR);
-        BT_EQ(info.kernel_end, BI_KERNEL_PADDR + 0x1000 + BI_BSS);
-        BT_EQ(info.cmdline_max, 2047);
-        BT_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_PVH, &info, &e),
+        REQUIRE_OK(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, &info, &e));
+        CHECK_EQ_U64(info.format, BH_KERNEL_ELF);
+        CHECK_EQ_U64(info.entry, BH_LINUX_ENTRY_64BIT);
+        CHECK_EQ_U64(info.entry_point, BI_KERNEL_PADDR);
+        CHECK_EQ_U64(info.kernel_start, BI_KERNEL_PADDR);
+        CHECK_EQ_U64(info.kernel_end, BI_KERNEL_PADDR + 0x1000 + BI_BSS);
+        CHECK_EQ_U64(info.cmdline_max, 2047);
+        CHECK_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_PVH, &info, &e),
                       BH_E_INVALID_ARG, "PHYS32_ENTRY");
         bi_free(&k);
     }
@@ -46,13 +46,13 @@ void test_parse_vmlinux_pvh_note(void)
     bi_elf_options o = {.code = bg_probe64, .code_len = BG_LEN(bg_probe64), .pvh_code = bg_pvh32,
                         .pvh_code_len = BG_LEN(bg_pvh32)};
     bi_image k = bi_make_vmlinux(&o);
-    BT_OK(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_PVH, &info, &e));
-    BT_EQ(info.entry, BH_LINUX_ENTRY_PVH);
-    BT_EQ(info.entry_point, BI_KERNEL_PADDR + 0x800);
-    BT_EQ(info.boot_params_addr, BH_BOOT_PVH_INFO_ADDR);
+    REQUIRE_OK(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_PVH, &info, &e));
+    CHECK_EQ_U64(info.entry, BH_LINUX_ENTRY_PVH);
+    CHECK_EQ_U64(info.entry_point, BI_KERNEL_PADDR + 0x800);
+    CHECK_EQ_U64(info.boot_params_addr, BH_BOOT_PVH_INFO_ADDR);
     /* A note whose size runs past its segment. */
     k.data[0x200 + 4] = 0xff;
-    BT_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_PVH, &info, &e),
+    CHECK_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_PVH, &info, &e),
                   BH_E_INVALID_ARG, "note");
     bi_free(&k);
 }
@@ -63,15 +63,15 @@ void test_parse_bzimage(void)
     bh_boot_info info;
     bi_bz_options o = {.code = bg_probe64, .code_len = BG_LEN(bg_probe64)};
     bi_image k = bi_make_bzimage(&o);
-    BT_OK(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, &info, &e));
-    BT_EQ(info.format, BH_KERNEL_BZIMAGE);
-    BT_EQ(info.boot_protocol, 0x020f);
-    BT_EQ(info.entry_point, 0x100200);
-    BT_EQ(info.kernel_start, 0x100000);
-    BT_EQ(info.kernel_end, 0x1000000 + 0x400000); /* pref_address + init_size */
-    BT_EQ(info.cmdline_max, 2047);
+    REQUIRE_OK(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, &info, &e));
+    CHECK_EQ_U64(info.format, BH_KERNEL_BZIMAGE);
+    CHECK_EQ_U64(info.boot_protocol, 0x020f);
+    CHECK_EQ_U64(info.entry_point, 0x100200);
+    CHECK_EQ_U64(info.kernel_start, 0x100000);
+    CHECK_EQ_U64(info.kernel_end, 0x1000000 + 0x400000); /* pref_address + init_size */
+    CHECK_EQ_U64(info.cmdline_max, 2047);
     /* The decompressor's room must fit in RAM: 16 MiB is too small for 16 MiB + 4 MiB. */
-    BT_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 16 * MIB, BH_LINUX_ENTRY_AUTO, &info, &e),
+    CHECK_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 16 * MIB, BH_LINUX_ENTRY_AUTO, &info, &e),
                   BH_E_INVALID_ARG, "init_size");
     bi_free(&k);
 }
@@ -90,9 +90,9 @@ static void expect_clean_result(const uint8_t *data, size_t len, int *accepted)
     int rc = bh_kernel_image_check(data, len, 64 * MIB, (bh_linux_entry)(rng() % 3), &info, &e);
     if (rc == 0) {
         (*accepted)++;
-        BT_CHECK(info.kernel_end <= 64 * MIB && info.kernel_start >= 0x100000);
+        CHECK(info.kernel_end <= 64 * MIB && info.kernel_start >= 0x100000);
     } else {
-        BT_CHECK(rc == BH_E_INVALID_ARG && e.code == BH_E_INVALID_ARG && e.message[0]);
+        CHECK(rc == BH_E_INVALID_ARG && e.code == BH_E_INVALID_ARG && e.message[0]);
     }
 }
 
@@ -122,7 +122,7 @@ void test_reject_random_bytes_and_mutations(void)
         }
         bi_free(&seeds[s]);
     }
-    bt_diag("%d of 9000 random or mutated images were accepted (valid after mutation)", accepted);
+    tap_diag("%d of 9000 random or mutated images were accepted (valid after mutation)", accepted);
 }
 
 void test_reject_truncated_elf(void)
@@ -132,14 +132,14 @@ void test_reject_truncated_elf(void)
     int refused = 0;
     for (size_t len = 0; len < k.len; len += (len < 200 ? 1 : 97)) {
         int rc = bh_kernel_image_check(k.data, len, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e);
-        BT_CHECK(rc == BH_E_INVALID_ARG);
+        CHECK(rc == BH_E_INVALID_ARG);
         refused += rc == BH_E_INVALID_ARG;
     }
-    BT_FAILS_WITH(bh_kernel_image_check(k.data, 40, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
+    CHECK_FAILS_WITH(bh_kernel_image_check(k.data, 40, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
                   BH_E_INVALID_ARG, "truncated");
-    BT_FAILS_WITH(bh_kernel_image_check(k.data, k.len - 1, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
+    CHECK_FAILS_WITH(bh_kernel_image_check(k.data, k.len - 1, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
                   BH_E_INVALID_ARG, "outside the file");
-    bt_diag("%d truncated lengths refused", refused);
+    tap_diag("%d truncated lengths refused", refused);
     bi_free(&k);
 }
 
@@ -148,11 +148,11 @@ void test_reject_32bit_elf(void)
     bh_error e = {0};
     bi_image k = probe_vmlinux(false);
     k.data[4] = 1; /* ELFCLASS32 */
-    BT_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
+    CHECK_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
                   BH_E_INVALID_ARG, "32-bit ELF");
     k.data[4] = 2;
     k.data[18] = 3; /* EM_386 */
-    BT_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
+    CHECK_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
                   BH_E_INVALID_ARG, "not x86-64");
     bi_free(&k);
 }
@@ -163,7 +163,7 @@ static void bz_expect(void (*patch)(uint8_t *), const char *needle)
     bi_bz_options o = {.code = bg_probe64, .code_len = BG_LEN(bg_probe64)};
     bi_image k = bi_make_bzimage(&o);
     patch(k.data);
-    BT_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
+    CHECK_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
                   BH_E_INVALID_ARG, needle);
     bi_free(&k);
 }
@@ -196,17 +196,17 @@ void test_reject_segment_outside_ram(void)
 {
     bh_error e = {0};
     bi_image k = probe_vmlinux(false);
-    BT_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 16 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
+    CHECK_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 16 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
                   BH_E_INVALID_ARG, "does not fit in guest RAM");
     /* memsz so large that paddr + memsz wraps around. */
     memset(k.data + 64 + 40, 0xff, 8);
-    BT_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
+    CHECK_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
                   BH_E_INVALID_ARG, "does not fit in guest RAM");
     /* A segment below 1 MiB would overwrite the loader's own structures. */
     bi_free(&k);
     k = probe_vmlinux(false);
     memset(k.data + 64 + 24, 0, 8);
-    BT_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
+    CHECK_FAILS_WITH(bh_kernel_image_check(k.data, k.len, 64 * MIB, BH_LINUX_ENTRY_AUTO, NULL, &e),
                   BH_E_INVALID_ARG, "below 1 MiB");
     bi_free(&k);
 }
@@ -217,16 +217,16 @@ void test_reject_cmdline_over_limit(void)
     bh_boot_plan plan;
     bi_bz_options o = {.code = bg_probe64, .code_len = BG_LEN(bg_probe64), .cmdline_size = 16};
     bi_image k = bi_make_bzimage(&o);
-    BT_OK(bh_boot_plan_make(k.data, k.len, 64 * MIB, 0, 0, "0123456789abcdef", &plan, &e));
-    BT_EQ(plan.cmdline_len, 16);
-    BT_FAILS_WITH(bh_boot_plan_make(k.data, k.len, 64 * MIB, 0, 0, "0123456789abcdefg", &plan, &e),
+    REQUIRE_OK(bh_boot_plan_make(k.data, k.len, 64 * MIB, 0, 0, "0123456789abcdef", &plan, &e));
+    CHECK_EQ_U64(plan.cmdline_len, 16);
+    CHECK_FAILS_WITH(bh_boot_plan_make(k.data, k.len, 64 * MIB, 0, 0, "0123456789abcdefg", &plan, &e),
                   BH_E_INVALID_ARG, "limit of 16 bytes");
     bi_free(&k);
     k = probe_vmlinux(false);
     char *big = malloc(3000);
     memset(big, 'x', 2999);
     big[2999] = 0;
-    BT_FAILS_WITH(bh_boot_plan_make(k.data, k.len, 64 * MIB, 0, 0, big, &plan, &e),
+    CHECK_FAILS_WITH(bh_boot_plan_make(k.data, k.len, 64 * MIB, 0, 0, big, &plan, &e),
                   BH_E_INVALID_ARG, "limit of 2047 bytes");
     free(big);
     bi_free(&k);
@@ -238,11 +238,11 @@ void test_reject_initrd_that_does_not_fit(void)
     bh_boot_plan plan;
     bi_image k = probe_vmlinux(false);
     /* 32 MiB of RAM, kernel up to ~16 MiB + 16 KiB: a 17 MiB initrd cannot fit above it. */
-    BT_FAILS_WITH(bh_boot_plan_make(k.data, k.len, 32 * MIB, 0, 17 * MIB, NULL, &plan, &e),
+    CHECK_FAILS_WITH(bh_boot_plan_make(k.data, k.len, 32 * MIB, 0, 17 * MIB, NULL, &plan, &e),
                   BH_E_INVALID_ARG, "initrd");
-    BT_FAILS_WITH(bh_boot_plan_make(k.data, k.len, 32 * MIB, 0, SIZE_MAX, NULL, &plan, &e),
+    CHECK_FAILS_WITH(bh_boot_plan_make(k.data, k.len, 32 * MIB, 0, SIZE_MAX, NULL, &plan, &e),
                   BH_E_INVALID_ARG, "does not fit");
-    BT_OK(bh_boot_plan_make(k.data, k.len, 32 * MIB, 0, 15 * MIB, NULL, &plan, &e));
+    REQUIRE_OK(bh_boot_plan_make(k.data, k.len, 32 * MIB, 0, 15 * MIB, NULL, &plan, &e));
     bi_free(&k);
 }
 
@@ -251,14 +251,14 @@ void test_initrd_placement(void)
     bh_error e = {0};
     bh_boot_plan plan;
     bi_image k = probe_vmlinux(false);
-    BT_OK(bh_boot_plan_make(k.data, k.len, 64 * MIB, 0, MIB + 5, NULL, &plan, &e));
-    BT_EQ(plan.initrd_addr, (64 * MIB - (MIB + 5)) & ~0xfffULL); /* highest page that fits */
-    BT_EQ(plan.initrd_size, MIB + 5);
+    REQUIRE_OK(bh_boot_plan_make(k.data, k.len, 64 * MIB, 0, MIB + 5, NULL, &plan, &e));
+    CHECK_EQ_U64(plan.initrd_addr, (64 * MIB - (MIB + 5)) & ~0xfffULL); /* highest page that fits */
+    CHECK_EQ_U64(plan.initrd_size, MIB + 5);
     /* 6 GiB: low RAM ends at the MMIO hole, and ELF kernels cap initrds at 2 GiB - 1. */
-    BT_OK(bh_boot_plan_make(k.data, k.len, 6ULL << 30, 0, MIB, NULL, &plan, &e));
-    BT_EQ(plan.low_ram_end, BH_MMIO_HOLE_START);
-    BT_EQ(plan.high_ram_size, (6ULL << 30) - BH_MMIO_HOLE_START);
-    BT_EQ(plan.initrd_addr, 0x80000000ULL - MIB);
+    REQUIRE_OK(bh_boot_plan_make(k.data, k.len, 6ULL << 30, 0, MIB, NULL, &plan, &e));
+    CHECK_EQ_U64(plan.low_ram_end, BH_MMIO_HOLE_START);
+    CHECK_EQ_U64(plan.high_ram_size, (6ULL << 30) - BH_MMIO_HOLE_START);
+    CHECK_EQ_U64(plan.initrd_addr, 0x80000000ULL - MIB);
     bi_free(&k);
 }
 
@@ -267,15 +267,15 @@ void test_e820_layout(void)
     bh_boot_plan plan = {.low_ram_end = 64 * MIB};
     bh_e820_entry m[8];
     size_t n = bh_e820_build(&plan, m, 8);
-    BT_EQ(n, 4);
-    BT_EQ(m[0].addr, 0); BT_EQ(m[0].size, 0x9fc00); BT_EQ(m[0].type, BH_E820_RAM);
-    BT_EQ(m[1].addr, 0x9fc00); BT_EQ(m[1].type, BH_E820_RESERVED);
-    BT_EQ(m[2].addr, 0xf0000); BT_EQ(m[2].size, 0x10000); BT_EQ(m[2].type, BH_E820_RESERVED);
-    BT_EQ(m[3].addr, MIB); BT_EQ(m[3].size, 63 * MIB); BT_EQ(m[3].type, BH_E820_RAM);
+    CHECK_EQ_U64(n, 4);
+    CHECK_EQ_U64(m[0].addr, 0); CHECK_EQ_U64(m[0].size, 0x9fc00); CHECK_EQ_U64(m[0].type, BH_E820_RAM);
+    CHECK_EQ_U64(m[1].addr, 0x9fc00); CHECK_EQ_U64(m[1].type, BH_E820_RESERVED);
+    CHECK_EQ_U64(m[2].addr, 0xf0000); CHECK_EQ_U64(m[2].size, 0x10000); CHECK_EQ_U64(m[2].type, BH_E820_RESERVED);
+    CHECK_EQ_U64(m[3].addr, MIB); CHECK_EQ_U64(m[3].size, 63 * MIB); CHECK_EQ_U64(m[3].type, BH_E820_RAM);
     plan.low_ram_end = BH_MMIO_HOLE_START;
     plan.high_ram_size = 1ULL << 30;
     n = bh_e820_build(&plan, m, 8);
-    BT_EQ(n, 5);
-    BT_EQ(m[3].addr + m[3].size, BH_MMIO_HOLE_START);
-    BT_EQ(m[4].addr, 1ULL << 32); BT_EQ(m[4].size, 1ULL << 30); BT_EQ(m[4].type, BH_E820_RAM);
+    CHECK_EQ_U64(n, 5);
+    CHECK_EQ_U64(m[3].addr + m[3].size, BH_MMIO_HOLE_START);
+    CHECK_EQ_U64(m[4].addr, 1ULL << 32); CHECK_EQ_U64(m[4].size, 1ULL << 30); CHECK_EQ_U64(m[4].type, BH_E820_RAM);
 }

@@ -15,7 +15,7 @@
 #include "boot/boot_internal.h"
 #include "boot/layout.h"
 #include "boot_images.h"
-#include "boot_tap.h"
+#include "tap.h"
 #include "boot_tests.h"
 
 #define MIB (1ULL << 20)
@@ -66,7 +66,7 @@ static bool rig_open(rig *r, uint64_t mem, uint32_t vcpus)
     memset(r, 0, sizeof *r);
     pthread_mutex_init(&r->lock, NULL);
     if (bh_kvm_open(NULL, &r->kvm, &e) != 0) {
-        bt_skip("no usable /dev/kvm: %s", e.message);
+        tap_skip("no usable /dev/kvm: %s", e.message);
         return false;
     }
     bh_vm_config c = {.memory_bytes = mem, .vcpus = vcpus, .irqchip = true, .on_exit = rig_on_exit,
@@ -74,8 +74,8 @@ static bool rig_open(rig *r, uint64_t mem, uint32_t vcpus)
     if (bh_vm_create(r->kvm, &c, &r->vm, &e) || bh_debug_exit_create(r->vm, BI_DEBUG_EXIT_PORT,
                                                                      &r->dbg, &e) ||
         bh_vm_register_pio(r->vm, BI_CAPTURE_PORT, 1, capture_io, r, &e)) {
-        bt_diag("rig: %s", e.message);
-        bt_failures++;
+        tap_diag("rig: %s", e.message);
+        tap_failures++;
         return false;
     }
     return true;
@@ -95,12 +95,12 @@ static bool rig_run(rig *r, int timeout_ms)
 {
     bh_error e = {0};
     if (bh_vm_start(r->vm, &e) != 0) {
-        bt_diag("start: %s", e.message);
+        tap_diag("start: %s", e.message);
         return false;
     }
     for (int waited = 0; bh_vm_get_state(r->vm) != BH_VM_STOPPED; waited += 5) {
         if (waited >= timeout_ms) {
-            bt_diag("the guest did not stop within %d ms", timeout_ms);
+            tap_diag("the guest did not stop within %d ms", timeout_ms);
             bh_vm_stop(r->vm, NULL);
             return false;
         }
@@ -133,37 +133,37 @@ static void fill_ram(bh_vm *vm, uint8_t byte, uint64_t from, uint64_t len)
 static void check_zero_page(bh_vm *vm, const bh_boot_info *info)
 {
     uint64_t zp = BH_BOOT_ZERO_PAGE_ADDR;
-    BT_EQ(rd16(vm, zp + 0x1fe), 0xAA55);
-    BT_EQ(rd32(vm, zp + 0x202), 0x53726448); /* "HdrS" */
-    BT_EQ(rd8(vm, zp + 0x210), 0xff);        /* type_of_loader */
-    BT_CHECK(rd8(vm, zp + 0x211) & 1);       /* LOADED_HIGH */
-    BT_EQ(rd32(vm, zp + 0x228), BH_BOOT_CMDLINE_ADDR);
-    BT_EQ(rd32(vm, zp + 0x218), info->initrd_addr);
-    BT_EQ(rd32(vm, zp + 0x21c), sizeof initrd_bytes);
-    BT_EQ(rd8(vm, zp + 0x1e8), 4); /* e820 entries */
-    BT_EQ(rd64(vm, zp + 0x2d0), 0);
-    BT_EQ(rd64(vm, zp + 0x2d0 + 8), 0x9fc00);
-    BT_EQ(rd32(vm, zp + 0x2d0 + 16), 1);
-    BT_EQ(rd64(vm, zp + 0x2d0 + 60), MIB);
-    BT_EQ(rd64(vm, zp + 0x2d0 + 68), bh_mem_size(vm) - MIB);
-    BT_EQ(rd32(vm, zp + 0x2d0 + 76), 1);
+    CHECK_EQ_U64(rd16(vm, zp + 0x1fe), 0xAA55);
+    CHECK_EQ_U64(rd32(vm, zp + 0x202), 0x53726448); /* "HdrS" */
+    CHECK_EQ_U64(rd8(vm, zp + 0x210), 0xff);        /* type_of_loader */
+    CHECK(rd8(vm, zp + 0x211) & 1);       /* LOADED_HIGH */
+    CHECK_EQ_U64(rd32(vm, zp + 0x228), BH_BOOT_CMDLINE_ADDR);
+    CHECK_EQ_U64(rd32(vm, zp + 0x218), info->initrd_addr);
+    CHECK_EQ_U64(rd32(vm, zp + 0x21c), sizeof initrd_bytes);
+    CHECK_EQ_U64(rd8(vm, zp + 0x1e8), 4); /* e820 entries */
+    CHECK_EQ_U64(rd64(vm, zp + 0x2d0), 0);
+    CHECK_EQ_U64(rd64(vm, zp + 0x2d0 + 8), 0x9fc00);
+    CHECK_EQ_U64(rd32(vm, zp + 0x2d0 + 16), 1);
+    CHECK_EQ_U64(rd64(vm, zp + 0x2d0 + 60), MIB);
+    CHECK_EQ_U64(rd64(vm, zp + 0x2d0 + 68), bh_mem_size(vm) - MIB);
+    CHECK_EQ_U64(rd32(vm, zp + 0x2d0 + 76), 1);
     char cmd[64] = {0};
     bh_mem_read(vm, BH_BOOT_CMDLINE_ADDR, cmd, strlen(test_cmdline) + 1, NULL);
-    BT_CHECK(strcmp(cmd, test_cmdline) == 0);
+    CHECK(strcmp(cmd, test_cmdline) == 0);
     uint8_t back[sizeof initrd_bytes];
     bh_mem_read(vm, info->initrd_addr, back, sizeof back, NULL);
-    BT_CHECK(memcmp(back, initrd_bytes, sizeof back) == 0);
+    CHECK(memcmp(back, initrd_bytes, sizeof back) == 0);
 }
 
 static void check_gdt_and_paging(bh_vm *vm)
 {
-    BT_EQ(rd64(vm, BH_BOOT_GDT_ADDR + 0x10), 0x00af9b000000ffffULL); /* __BOOT_CS, 64-bit */
-    BT_EQ(rd64(vm, BH_BOOT_GDT_ADDR + 0x18), 0x00cf93000000ffffULL); /* __BOOT_DS */
-    BT_EQ(rd64(vm, BH_BOOT_GDT_ADDR + 0x20), 0x008f8b000000ffffULL); /* busy TSS */
-    BT_EQ(rd64(vm, BH_BOOT_PML4_ADDR), BH_BOOT_PDPT_ADDR | 3);
-    BT_EQ(rd64(vm, BH_BOOT_PDPT_ADDR + 3 * 8), (BH_BOOT_PD_ADDR + 3 * 4096) | 3);
-    BT_EQ(rd64(vm, BH_BOOT_PD_ADDR + 8), 0x200000 | 0x83);
-    BT_EQ(rd64(vm, BH_BOOT_PD_ADDR + 3 * 4096 + 511 * 8), 0xffe00000ULL | 0x83);
+    CHECK_EQ_U64(rd64(vm, BH_BOOT_GDT_ADDR + 0x10), 0x00af9b000000ffffULL); /* __BOOT_CS, 64-bit */
+    CHECK_EQ_U64(rd64(vm, BH_BOOT_GDT_ADDR + 0x18), 0x00cf93000000ffffULL); /* __BOOT_DS */
+    CHECK_EQ_U64(rd64(vm, BH_BOOT_GDT_ADDR + 0x20), 0x008f8b000000ffffULL); /* busy TSS */
+    CHECK_EQ_U64(rd64(vm, BH_BOOT_PML4_ADDR), BH_BOOT_PDPT_ADDR | 3);
+    CHECK_EQ_U64(rd64(vm, BH_BOOT_PDPT_ADDR + 3 * 8), (BH_BOOT_PD_ADDR + 3 * 4096) | 3);
+    CHECK_EQ_U64(rd64(vm, BH_BOOT_PD_ADDR + 8), 0x200000 | 0x83);
+    CHECK_EQ_U64(rd64(vm, BH_BOOT_PD_ADDR + 3 * 4096 + 511 * 8), 0xffe00000ULL | 0x83);
 }
 
 static void check_long_mode_regs(rig *r, uint64_t entry)
@@ -171,19 +171,19 @@ static void check_long_mode_regs(rig *r, uint64_t entry)
     bh_error e = {0};
     bh_regs regs;
     bh_sregs s;
-    BT_OK(bh_vcpu_get_regs(r->vm, 0, &regs, &e));
-    BT_OK(bh_vcpu_get_sregs(r->vm, 0, &s, &e));
-    BT_EQ(regs.rsi, BH_BOOT_ZERO_PAGE_ADDR);
-    BT_CHECK(regs.rip > entry && regs.rip < entry + 0x100);
-    BT_EQ(s.cs.selector, 0x10);
-    BT_EQ(s.cs.l, 1);
-    BT_EQ(s.ds.selector, 0x18);
-    BT_EQ(s.ss.selector, 0x18);
-    BT_EQ(s.cr3, BH_BOOT_PML4_ADDR);
-    BT_CHECK(s.cr0 & 0x80000001ULL);
-    BT_CHECK(s.cr4 & 0x20);
-    BT_CHECK(s.efer & 0x400); /* LMA */
-    BT_EQ(s.gdt.base, BH_BOOT_GDT_ADDR);
+    REQUIRE_OK(bh_vcpu_get_regs(r->vm, 0, &regs, &e));
+    REQUIRE_OK(bh_vcpu_get_sregs(r->vm, 0, &s, &e));
+    CHECK_EQ_U64(regs.rsi, BH_BOOT_ZERO_PAGE_ADDR);
+    CHECK(regs.rip > entry && regs.rip < entry + 0x100);
+    CHECK_EQ_U64(s.cs.selector, 0x10);
+    CHECK_EQ_U64(s.cs.l, 1);
+    CHECK_EQ_U64(s.ds.selector, 0x18);
+    CHECK_EQ_U64(s.ss.selector, 0x18);
+    CHECK_EQ_U64(s.cr3, BH_BOOT_PML4_ADDR);
+    CHECK(s.cr0 & 0x80000001ULL);
+    CHECK(s.cr4 & 0x20);
+    CHECK(s.efer & 0x400); /* LMA */
+    CHECK_EQ_U64(s.gdt.base, BH_BOOT_GDT_ADDR);
 }
 
 static void run_probe(bi_image *k, bool bz)
@@ -199,26 +199,26 @@ static void run_probe(bi_image *k, bool bz)
     bh_linux_boot_config c = {.kernel = k->data, .kernel_len = k->len, .initrd = initrd_bytes,
                               .initrd_len = sizeof initrd_bytes, .cmdline = test_cmdline};
     bh_boot_info info;
-    BT_OK(bh_boot_linux(r.vm, &c, &info, &e));
-    bt_diag("entry 0x%llx, initrd at 0x%llx, notes: %s", (unsigned long long)info.entry_point,
+    REQUIRE_OK(bh_boot_linux(r.vm, &c, &info, &e));
+    tap_diag("entry 0x%llx, initrd at 0x%llx, notes: %s", (unsigned long long)info.entry_point,
             (unsigned long long)info.initrd_addr, info.notes[0] ? info.notes : "none");
     if (!bz) {
         uint8_t bss[BI_BSS], zeros[BI_BSS] = {0};
         bh_mem_read(r.vm, BI_KERNEL_PADDR + 0x1000, bss, sizeof bss, NULL);
-        BT_CHECK(memcmp(bss, zeros, sizeof bss) == 0);
+        CHECK(memcmp(bss, zeros, sizeof bss) == 0);
     } else {
-        BT_EQ(rd32(r.vm, BH_BOOT_ZERO_PAGE_ADDR + 0x214), 0x100000); /* code32_start */
-        BT_EQ(rd16(r.vm, BH_BOOT_ZERO_PAGE_ADDR + 0x206), 0x020f);   /* header copied */
+        CHECK_EQ_U64(rd32(r.vm, BH_BOOT_ZERO_PAGE_ADDR + 0x214), 0x100000); /* code32_start */
+        CHECK_EQ_U64(rd16(r.vm, BH_BOOT_ZERO_PAGE_ADDR + 0x206), 0x020f);   /* header copied */
     }
     check_zero_page(r.vm, &info);
     check_gdt_and_paging(r.vm);
     double t0 = (double)clock() / CLOCKS_PER_SEC;
-    BT_CHECK(rig_run(&r, 20000));
+    CHECK(rig_run(&r, 20000));
     (void)t0;
-    BT_EQ(bh_debug_exit_value(r.dbg), 0x64);
-    BT_EQ(r.ncaptured, 2);
-    BT_EQ(r.captured[0], 0x44524e49); /* "INRD": initrd reached through the identity map */
-    BT_EQ(r.captured[1], 0x736e6f63); /* "cons": the command line */
+    CHECK_EQ_U64(bh_debug_exit_value(r.dbg), 0x64);
+    CHECK_EQ_U64(r.ncaptured, 2);
+    CHECK_EQ_U64(r.captured[0], 0x44524e49); /* "INRD": initrd reached through the identity map */
+    CHECK_EQ_U64(r.captured[1], 0x736e6f63); /* "cons": the command line */
     check_long_mode_regs(&r, info.entry_point);
     rig_close(&r);
 }
@@ -252,25 +252,25 @@ void test_vm_pvh_entry(void)
                               .initrd_len = 4096, .cmdline = test_cmdline,
                               .entry = BH_LINUX_ENTRY_PVH};
     bh_boot_info info;
-    BT_OK(bh_boot_linux(r.vm, &c, &info, &e));
-    BT_EQ(info.entry_point, BI_KERNEL_PADDR + 0x800);
-    BT_EQ(rd32(r.vm, BH_BOOT_PVH_INFO_ADDR), 0x336ec578);
-    BT_EQ(rd32(r.vm, BH_BOOT_PVH_INFO_ADDR + 12), 1);            /* nr_modules */
-    BT_EQ(rd64(r.vm, BH_BOOT_PVH_INFO_ADDR + 0x40), info.initrd_addr);
-    BT_EQ(rd32(r.vm, BH_BOOT_PVH_INFO_ADDR + 48), info.e820_entries);
-    BT_EQ(rd64(r.vm, BH_BOOT_GDT_ADDR + 0x10), 0x00cf9b000000ffffULL); /* 32-bit code */
-    BT_CHECK(rig_run(&r, 20000));
-    BT_EQ(bh_debug_exit_value(r.dbg), 0x32);
-    BT_EQ(r.ncaptured, 2);
-    BT_EQ(r.captured[0], 0x336ec578);
-    BT_EQ(r.captured[1], 0x736e6f63);
+    REQUIRE_OK(bh_boot_linux(r.vm, &c, &info, &e));
+    CHECK_EQ_U64(info.entry_point, BI_KERNEL_PADDR + 0x800);
+    CHECK_EQ_U64(rd32(r.vm, BH_BOOT_PVH_INFO_ADDR), 0x336ec578);
+    CHECK_EQ_U64(rd32(r.vm, BH_BOOT_PVH_INFO_ADDR + 12), 1);            /* nr_modules */
+    CHECK_EQ_U64(rd64(r.vm, BH_BOOT_PVH_INFO_ADDR + 0x40), info.initrd_addr);
+    CHECK_EQ_U64(rd32(r.vm, BH_BOOT_PVH_INFO_ADDR + 48), info.e820_entries);
+    CHECK_EQ_U64(rd64(r.vm, BH_BOOT_GDT_ADDR + 0x10), 0x00cf9b000000ffffULL); /* 32-bit code */
+    CHECK(rig_run(&r, 20000));
+    CHECK_EQ_U64(bh_debug_exit_value(r.dbg), 0x32);
+    CHECK_EQ_U64(r.ncaptured, 2);
+    CHECK_EQ_U64(r.captured[0], 0x336ec578);
+    CHECK_EQ_U64(r.captured[1], 0x736e6f63);
     bh_regs regs;
     bh_sregs s;
-    BT_OK(bh_vcpu_get_regs(r.vm, 0, &regs, &e));
-    BT_OK(bh_vcpu_get_sregs(r.vm, 0, &s, &e));
-    BT_EQ(regs.rbx, BH_BOOT_PVH_INFO_ADDR);
-    BT_EQ(s.cr0 & 0x80000001ULL, 1); /* protected mode, no paging */
-    BT_EQ(s.efer & 0x400, 0);
+    REQUIRE_OK(bh_vcpu_get_regs(r.vm, 0, &regs, &e));
+    REQUIRE_OK(bh_vcpu_get_sregs(r.vm, 0, &s, &e));
+    CHECK_EQ_U64(regs.rbx, BH_BOOT_PVH_INFO_ADDR);
+    CHECK_EQ_U64(s.cr0 & 0x80000001ULL, 1); /* protected mode, no paging */
+    CHECK_EQ_U64(s.efer & 0x400, 0);
     bi_free(&k);
     rig_close(&r);
 }
@@ -287,36 +287,36 @@ static void check_mptable(bh_vm *vm, uint32_t vcpus)
 {
     uint8_t f[16], sum = 0;
     bh_mem_read(vm, BH_BOOT_MPTABLE_ADDR, f, sizeof f, NULL);
-    BT_CHECK(memcmp(f, "_MP_", 4) == 0);
+    CHECK(memcmp(f, "_MP_", 4) == 0);
     for (int i = 0; i < 16; i++) sum = (uint8_t)(sum + f[i]);
-    BT_EQ(sum, 0);
+    CHECK_EQ_U64(sum, 0);
     uint32_t table = f[4] | f[5] << 8 | f[6] << 16 | (uint32_t)f[7] << 24;
     uint16_t len = rd16(vm, table + 4), entries = rd16(vm, table + 34);
     uint8_t *t = malloc(len);
     bh_mem_read(vm, table, t, len, NULL);
-    BT_CHECK(memcmp(t, "PCMP", 4) == 0);
+    CHECK(memcmp(t, "PCMP", 4) == 0);
     sum = 0;
     for (int i = 0; i < len; i++) sum = (uint8_t)(sum + t[i]);
-    BT_EQ(sum, 0);
+    CHECK_EQ_U64(sum, 0);
     int cpus = 0, boot = 0, ioapics = 0, intsrc = 0, lint = 0;
     size_t off = 44;
     for (int i = 0; i < entries && off < len; i++) {
         uint8_t type = t[off];
         if (type == 0) {
-            BT_EQ(t[off + 1], cpus);
+            CHECK_EQ_U64(t[off + 1], cpus);
             cpus++, boot += (t[off + 3] & 2) != 0, off += 20;
         } else {
             ioapics += type == 2, intsrc += type == 3, lint += type == 4, off += 8;
             if (type == 2)
-                BT_EQ(t[off - 8 + 1], vcpus);
+                CHECK_EQ_U64(t[off - 8 + 1], vcpus);
         }
     }
-    BT_EQ(off, len);
-    BT_EQ(cpus, vcpus);
-    BT_EQ(boot, 1);
-    BT_EQ(ioapics, 1);
-    BT_EQ(intsrc, 24);
-    BT_EQ(lint, 2);
+    CHECK_EQ_U64(off, len);
+    CHECK_EQ_U64(cpus, vcpus);
+    CHECK_EQ_U64(boot, 1);
+    CHECK_EQ_U64(ioapics, 1);
+    CHECK_EQ_U64(intsrc, 24);
+    CHECK_EQ_U64(lint, 2);
     free(t);
 }
 
@@ -325,19 +325,19 @@ static void check_cpuid(bh_vm *vm, uint32_t vcpu)
     size_t size = sizeof(struct kvm_cpuid2) + 512 * sizeof(struct kvm_cpuid_entry2);
     struct kvm_cpuid2 *c = calloc(1, size);
     c->nent = 512;
-    BT_REQUIRE(ioctl(bh_vcpu_fd(vm, vcpu), KVM_GET_CPUID2, c) == 0);
+    REQUIRE(ioctl(bh_vcpu_fd(vm, vcpu), KVM_GET_CPUID2, c) == 0);
     struct kvm_cpuid_entry2 *l1 = find_leaf(c, 1, 0), *sig = find_leaf(c, 0x40000000, 0),
                             *feat = find_leaf(c, 0x40000001, 0), *topo = find_leaf(c, 0xb, 1);
-    BT_REQUIRE(l1 && sig && feat);
-    BT_EQ(l1->ebx >> 24, vcpu);
-    BT_CHECK(l1->ecx & (1u << 31));
+    REQUIRE(l1 && sig && feat);
+    CHECK_EQ_U64(l1->ebx >> 24, vcpu);
+    CHECK(l1->ecx & (1u << 31));
     if (ioctl(bh_vm_fd(vm), KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
-        BT_CHECK(l1->ecx & (1u << 24)); /* TSC-deadline timer of the in-kernel LAPIC */
-    BT_EQ(sig->ebx, 0x4b4d564b);
-    BT_CHECK(feat->eax & (1u << 3)); /* KVM_FEATURE_CLOCKSOURCE2: MSR_KVM_SYSTEM_TIME_NEW */
+        CHECK(l1->ecx & (1u << 24)); /* TSC-deadline timer of the in-kernel LAPIC */
+    CHECK_EQ_U64(sig->ebx, 0x4b4d564b);
+    CHECK(feat->eax & (1u << 3)); /* KVM_FEATURE_CLOCKSOURCE2: MSR_KVM_SYSTEM_TIME_NEW */
     if (topo) {
-        BT_EQ(topo->edx, vcpu);
-        BT_EQ(topo->ebx, bh_vm_vcpu_count(vm));
+        CHECK_EQ_U64(topo->edx, vcpu);
+        CHECK_EQ_U64(topo->ebx, bh_vm_vcpu_count(vm));
     }
     free(c);
 }
@@ -347,25 +347,25 @@ static void check_lapic_fpu_msrs(bh_vm *vm, uint32_t vcpu)
     int fd = bh_vcpu_fd(vm, vcpu);
     struct kvm_lapic_state lapic;
     uint32_t lint0, lint1;
-    BT_REQUIRE(ioctl(fd, KVM_GET_LAPIC, &lapic) == 0);
+    REQUIRE(ioctl(fd, KVM_GET_LAPIC, &lapic) == 0);
     memcpy(&lint0, lapic.regs + 0x350, 4);
     memcpy(&lint1, lapic.regs + 0x360, 4);
-    BT_EQ((lint0 >> 8) & 7, 7); /* ExtINT */
-    BT_EQ((lint1 >> 8) & 7, 4); /* NMI */
+    CHECK_EQ_U64((lint0 >> 8) & 7, 7); /* ExtINT */
+    CHECK_EQ_U64((lint1 >> 8) & 7, 4); /* NMI */
     /* Read back through the XSAVE image's legacy area (fcw at byte 0, mxcsr at byte 24): on this
      * host KVM_GET_FPU does not report MXCSR. */
     struct kvm_xsave xs;
-    BT_REQUIRE(ioctl(fd, KVM_GET_XSAVE, &xs) == 0);
-    BT_EQ(xs.region[0] & 0xffff, 0x37f);
-    BT_EQ(xs.region[6], 0x1f80);
+    REQUIRE(ioctl(fd, KVM_GET_XSAVE, &xs) == 0);
+    CHECK_EQ_U64(xs.region[0] & 0xffff, 0x37f);
+    CHECK_EQ_U64(xs.region[6], 0x1f80);
     uint64_t buf[8] = {0};
     struct kvm_msrs *m = (struct kvm_msrs *)buf;
     m->nmsrs = 1;
     m->entries[0].index = 0x1a0;
     if (ioctl(fd, KVM_GET_MSRS, m) == 1)
-        BT_CHECK(m->entries[0].data & 1); /* fast strings */
+        CHECK(m->entries[0].data & 1); /* fast strings */
     else
-        bt_diag("vCPU %u: IA32_MISC_ENABLE not readable here", vcpu);
+        tap_diag("vCPU %u: IA32_MISC_ENABLE not readable here", vcpu);
 }
 
 void test_vm_smp_mptable_cpuid_lapic_msrs(void)
@@ -379,18 +379,18 @@ void test_vm_smp_mptable_cpuid_lapic_msrs(void)
     bh_linux_boot_config c = {.kernel = k.data, .kernel_len = k.len, .initrd = initrd_bytes,
                               .initrd_len = 4096, .cmdline = test_cmdline};
     bh_boot_info info;
-    BT_OK(bh_boot_linux(r.vm, &c, &info, &e));
-    bt_diag("notes: %s", info.notes[0] ? info.notes : "none");
+    REQUIRE_OK(bh_boot_linux(r.vm, &c, &info, &e));
+    tap_diag("notes: %s", info.notes[0] ? info.notes : "none");
     check_mptable(r.vm, 2);
     for (uint32_t v = 0; v < 2; v++) {
         check_cpuid(r.vm, v);
         check_lapic_fpu_msrs(r.vm, v);
     }
     struct kvm_mp_state mp;
-    BT_REQUIRE(ioctl(bh_vcpu_fd(r.vm, 1), KVM_GET_MP_STATE, &mp) == 0);
-    BT_EQ(mp.mp_state, KVM_MP_STATE_UNINITIALIZED); /* the AP waits for INIT/SIPI */
-    BT_CHECK(rig_run(&r, 20000));
-    BT_EQ(bh_debug_exit_value(r.dbg), 0x64);
+    REQUIRE(ioctl(bh_vcpu_fd(r.vm, 1), KVM_GET_MP_STATE, &mp) == 0);
+    CHECK_EQ_U64(mp.mp_state, KVM_MP_STATE_UNINITIALIZED); /* the AP waits for INIT/SIPI */
+    CHECK(rig_run(&r, 20000));
+    CHECK_EQ_U64(bh_debug_exit_value(r.dbg), 0x64);
     bi_free(&k);
     rig_close(&r);
 }
@@ -405,40 +405,40 @@ void test_vm_bad_kernels_typed_errors(void)
     for (size_t i = 0; i < sizeof junk; i++)
         junk[i] = (uint8_t)(i * 131 + 17);
     bh_linux_boot_config c = {.kernel = junk, .kernel_len = sizeof junk};
-    BT_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "neither");
+    CHECK_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "neither");
     bi_elf_options o = {.code = bg_probe64, .code_len = BG_LEN(bg_probe64)};
     bi_image k = bi_make_vmlinux(&o);
     c = (bh_linux_boot_config){.kernel = k.data, .kernel_len = 100};
-    BT_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "outside the file");
+    CHECK_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "outside the file");
     k.data[4] = 1;
     c.kernel_len = k.len;
-    BT_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "32-bit");
+    CHECK_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "32-bit");
     k.data[4] = 2;
     bi_bz_options bo = {.code = bg_probe64, .code_len = BG_LEN(bg_probe64), .init_size = 0x100000};
     bi_image bz = bi_make_bzimage(&bo);
     memcpy(bz.data + 0x202, "HdrZ", 4);
     c = (bh_linux_boot_config){.kernel = bz.data, .kernel_len = bz.len};
-    BT_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "HdrS");
+    CHECK_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "HdrS");
     memcpy(bz.data + 0x202, "HdrS", 4);
     bz.data[0x206] = 0x04;
-    BT_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "unsupported");
+    CHECK_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "unsupported");
     char cmd[2100];
     memset(cmd, 'a', sizeof cmd - 1);
     cmd[sizeof cmd - 1] = 0;
     c = (bh_linux_boot_config){.kernel = k.data, .kernel_len = k.len, .cmdline = cmd};
-    BT_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "command line");
+    CHECK_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "command line");
     uint8_t *big = calloc(1, 20 * MIB);
     c = (bh_linux_boot_config){.kernel = k.data, .kernel_len = k.len, .initrd = big,
                                .initrd_len = 20 * MIB};
-    BT_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "initrd");
+    CHECK_FAILS_WITH(bh_boot_linux(r.vm, &c, NULL, &e), BH_E_INVALID_ARG, "initrd");
     free(big);
-    BT_EQ(bh_vm_get_state(r.vm), BH_VM_CREATED); /* refused before anything ran */
+    CHECK_EQ_U64(bh_vm_get_state(r.vm), BH_VM_CREATED); /* refused before anything ran */
     /* The same VM still boots a good kernel afterwards. */
     c = (bh_linux_boot_config){.kernel = k.data, .kernel_len = k.len, .initrd = initrd_bytes,
                                .initrd_len = 4096, .cmdline = test_cmdline};
-    BT_OK(bh_boot_linux(r.vm, &c, NULL, &e));
-    BT_CHECK(rig_run(&r, 20000));
-    BT_EQ(bh_debug_exit_value(r.dbg), 0x64);
+    REQUIRE_OK(bh_boot_linux(r.vm, &c, NULL, &e));
+    CHECK(rig_run(&r, 20000));
+    CHECK_EQ_U64(bh_debug_exit_value(r.dbg), 0x64);
     bi_free(&k);
     bi_free(&bz);
     rig_close(&r);
@@ -462,23 +462,23 @@ void test_vm_serial_16550(void)
         return;
     bh_serial_config sc = {.port = 0x3f8, .irq = 4, .ring_bytes = 2, .output = serial_out,
                            .opaque = &r};
-    BT_OK(bh_serial_create(r.vm, &sc, &uart, &e));
+    REQUIRE_OK(bh_serial_create(r.vm, &sc, &uart, &e));
     bi_elf_options o = {.code = bg_serial64, .code_len = BG_LEN(bg_serial64)};
     bi_image k = bi_make_vmlinux(&o);
     bh_linux_boot_config c = {.kernel = k.data, .kernel_len = k.len};
-    BT_OK(bh_boot_linux(r.vm, &c, NULL, &e));
-    BT_EQ(bh_serial_input(uart, (const uint8_t *)"Z", 1), 1);
-    BT_CHECK(rig_run(&r, 20000));
-    BT_CHECK(strcmp(r.output, "hi\n") == 0);
-    BT_EQ(r.ncaptured, 4);
-    BT_EQ(r.captured[0] & 0xf0, 0x90); /* loopback: RTS -> CTS, OUT2 -> DCD */
-    BT_EQ(r.captured[1], 0x02);        /* THRE interrupt pending after enabling it */
-    BT_EQ(r.captured[2], 0x01);        /* ...and acknowledged by that IIR read */
-    BT_EQ(r.captured[3], 'Z');         /* host input reached the guest */
+    REQUIRE_OK(bh_boot_linux(r.vm, &c, NULL, &e));
+    CHECK_EQ_U64(bh_serial_input(uart, (const uint8_t *)"Z", 1), 1);
+    CHECK(rig_run(&r, 20000));
+    CHECK(strcmp(r.output, "hi\n") == 0);
+    CHECK_EQ_U64(r.ncaptured, 4);
+    CHECK_EQ_U64(r.captured[0] & 0xf0, 0x90); /* loopback: RTS -> CTS, OUT2 -> DCD */
+    CHECK_EQ_U64(r.captured[1], 0x02);        /* THRE interrupt pending after enabling it */
+    CHECK_EQ_U64(r.captured[2], 0x01);        /* ...and acknowledged by that IIR read */
+    CHECK_EQ_U64(r.captured[3], 'Z');         /* host input reached the guest */
     uint8_t tail[8];
     size_t n = bh_serial_recent_output(uart, tail, sizeof tail);
-    BT_EQ(n, 2); /* a 2-byte ring keeps the last two bytes */
-    BT_CHECK(n == 2 && tail[0] == 'i' && tail[1] == '\n');
+    CHECK_EQ_U64(n, 2); /* a 2-byte ring keeps the last two bytes */
+    CHECK(n == 2 && tail[0] == 'i' && tail[1] == '\n');
     bi_free(&k);
     rig_close(&r);
     bh_serial_destroy(uart);
@@ -491,20 +491,20 @@ void test_vm_i8042_reset(void)
     bh_i8042 *kbc = NULL;
     if (!rig_open(&r, 32 * MIB, 1))
         return;
-    BT_OK(bh_i8042_create(r.vm, &kbc, &e));
+    REQUIRE_OK(bh_i8042_create(r.vm, &kbc, &e));
     bi_elf_options o = {.code = bg_i8042_64, .code_len = BG_LEN(bg_i8042_64)};
     bi_image k = bi_make_vmlinux(&o);
     bh_linux_boot_config c = {.kernel = k.data, .kernel_len = k.len};
-    BT_OK(bh_boot_linux(r.vm, &c, NULL, &e));
-    BT_CHECK(rig_run(&r, 20000));
-    BT_EQ(r.ncaptured, 3);
-    BT_CHECK(r.captured[0] & 1); /* output buffer full after the self-test */
-    BT_EQ(r.captured[1], 0x55);  /* self-test passed */
-    BT_EQ(r.captured[2], 0x45);  /* command byte: KBDINT | SYSFLAG | XLATE */
-    BT_REQUIRE(r.have_exit);
-    BT_EQ(r.first_exit.reason, BH_EXIT_GUEST_REQUEST);
-    BT_CHECK(strncmp(r.first_exit.message, "reset", 5) == 0); /* "reset at rip ..." */
-    BT_EQ(bh_i8042_resets(kbc), 1);
+    REQUIRE_OK(bh_boot_linux(r.vm, &c, NULL, &e));
+    CHECK(rig_run(&r, 20000));
+    CHECK_EQ_U64(r.ncaptured, 3);
+    CHECK(r.captured[0] & 1); /* output buffer full after the self-test */
+    CHECK_EQ_U64(r.captured[1], 0x55);  /* self-test passed */
+    CHECK_EQ_U64(r.captured[2], 0x45);  /* command byte: KBDINT | SYSFLAG | XLATE */
+    REQUIRE(r.have_exit);
+    CHECK_EQ_U64(r.first_exit.reason, BH_EXIT_GUEST_REQUEST);
+    CHECK(strncmp(r.first_exit.message, "reset", 5) == 0); /* "reset at rip ..." */
+    CHECK_EQ_U64(bh_i8042_resets(kbc), 1);
     bi_free(&k);
     rig_close(&r);
     bh_i8042_destroy(kbc);
@@ -520,15 +520,15 @@ static void halt_case(const uint8_t *code, size_t len, uint32_t vcpus, bool expe
     bi_elf_options o = {.code = code, .code_len = len};
     bi_image k = bi_make_vmlinux(&o);
     bh_linux_boot_config c = {.kernel = k.data, .kernel_len = k.len};
-    BT_OK(bh_boot_linux(r.vm, &c, NULL, &e));
-    BT_OK(bh_vm_start(r.vm, &e));
+    REQUIRE_OK(bh_boot_linux(r.vm, &c, NULL, &e));
+    REQUIRE_OK(bh_vm_start(r.vm, &e));
     bool halted = false;
     for (int tries = 0; tries < 20 && !halted; tries++) {
         usleep(50000);
-        BT_OK(bh_linux_guest_halted(r.vm, &halted, &e));
+        REQUIRE_OK(bh_linux_guest_halted(r.vm, &halted, &e));
     }
-    BT_EQ(halted, expect);
-    BT_EQ(bh_vm_get_state(r.vm), expect ? BH_VM_PAUSED : BH_VM_RUNNING);
+    CHECK_EQ_U64(halted, expect);
+    CHECK_EQ_U64(bh_vm_get_state(r.vm), expect ? BH_VM_PAUSED : BH_VM_RUNNING);
     bh_vm_stop(r.vm, NULL);
     bi_free(&k);
     rig_close(&r);

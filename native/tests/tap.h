@@ -1,7 +1,8 @@
 /*
- * tap.h — a minimal TAP 14 harness. Each test runs in its own forked child (so a hung or crashing
- * test is reported, not fatal to the run), prints diagnostics as "# ..." lines, and either passes,
- * fails (any CHECK failed) or skips with a reason.
+ * tap.h — the checks and helpers of the native tests' TAP 14 harness (core and boot tests alike).
+ * Each test runs in its own forked child (so a hung or crashing test is reported, not fatal to the
+ * run), prints diagnostics as "# ..." lines, and either passes, fails (any CHECK failed) or skips
+ * with a reason. The runner itself is tap_runner.h.
  */
 #ifndef BH_TESTS_TAP_H
 #define BH_TESTS_TAP_H
@@ -9,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "bulkhead.h"
 
@@ -53,6 +55,20 @@ void tap_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
                      e.message);                                                      \
             tap_failures++;                                                           \
             return;                                                                   \
+        }                                                                             \
+    } while (0)
+
+/* The call must fail with `want` and a message containing `needle`; `e` is a bh_error in scope. */
+#define CHECK_FAILS_WITH(call, want, needle)                                          \
+    do {                                                                              \
+        memset(&e, 0, sizeof e);                                                      \
+        int rc_ = (call);                                                             \
+        if (rc_ != (want) || e.code != (want) || !strstr(e.message, (needle))) {      \
+            tap_diag("%s:%d: %s returned %d (%s), expected %d with \"%s\"", __FILE__,  \
+                     __LINE__, #call, rc_, e.message, (int)(want), (needle));         \
+            tap_failures++;                                                           \
+        } else {                                                                      \
+            tap_diag("refused as expected: %s", e.message);                           \
         }                                                                             \
     } while (0)
 
