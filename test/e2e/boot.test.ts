@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { EmulatedHost, writeCpio, type RunResult } from '../../src/host/emulated';
+import { EmulatedHost, singleInitCpio, type RunResult } from '../../src/host/emulated';
 import { kernel, qemu } from './fixtures/helpers';
 import { retryEarlyTripleFault } from './fixtures/early-triple-fault';
 
@@ -36,13 +36,7 @@ function writeInitramfs(): { good: string; bad: string } {
   const good = path.join(workDir, 'initramfs.cpio');
   writeFileSync(
     good,
-    writeCpio([
-      { name: 'dev', type: 'dir', mode: 0o755 },
-      { name: 'dev/console', type: 'chardev', mode: 0o600, rdev: [5, 1] },
-      { name: 'proc', type: 'dir', mode: 0o755 },
-      { name: 'sys', type: 'dir', mode: 0o755 },
-      { name: 'init', type: 'file', mode: 0o755, data: init },
-    ]),
+    singleInitCpio(init),
   );
   // Not a cpio archive: the kernel finds no init and panics.
   const bad = path.join(workDir, 'garbage.cpio');

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
-import { EmulatedHost, writeCpio, type RunResult } from '../../src/host/emulated';
+import { EmulatedHost, singleInitCpio, type RunResult } from '../../src/host/emulated';
 import { findKernel } from '../../src/kernel';
 import { findQemu } from '../../src/host/emulated/qemu';
 import { retryEarlyTripleFault } from './fixtures/early-triple-fault';
@@ -32,7 +32,7 @@ interface BootJson {
   error?: { code?: string; message: string };
 }
 
-/** The initramfs of the e2e guest init (same layout as boot.test.ts builds; that one lives inside its test). */
+/** The initramfs of the e2e guest init. */
 function writeInitramfs(): string | { error: string } {
   const r = spawnSync('make', ['-s', '-C', path.join(root, 'native'), 'guest-init'], { encoding: 'utf8' });
   if (r.status !== 0) return { error: `make guest-init failed: ${(r.stderr || r.stdout).slice(-2000)}` };
@@ -41,13 +41,7 @@ function writeInitramfs(): string | { error: string } {
   const file = path.join(dir, 'initramfs.cpio');
   writeFileSync(
     file,
-    writeCpio([
-      { name: 'dev', type: 'dir', mode: 0o755 },
-      { name: 'dev/console', type: 'chardev', mode: 0o600, rdev: [5, 1] },
-      { name: 'proc', type: 'dir', mode: 0o755 },
-      { name: 'sys', type: 'dir', mode: 0o755 },
-      { name: 'init', type: 'file', mode: 0o755, data: readFileSync(path.join(out, 'guest-init', 'init')) },
-    ]),
+    singleInitCpio(readFileSync(path.join(out, 'guest-init', 'init'))),
   );
   return file;
 }

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
-import { writeCpio, type EmulatedHost } from '../../host/emulated';
+import { singleInitCpio, type EmulatedHost } from '../../host/emulated';
 import { findKernel, listKernels, type KernelArtifacts } from '../../kernel';
 
 const log = (m: string): void => void process.stderr.write(m);
@@ -40,13 +40,7 @@ export function buildNativeTools(dir: string): { bhBoot: string; init: string } 
 export function writeInitramfs(file: string, init: string): void {
   fs.writeFileSync(
     file,
-    writeCpio([
-      { name: 'dev', type: 'dir', mode: 0o755 },
-      { name: 'dev/console', type: 'chardev', mode: 0o600, rdev: [5, 1] },
-      { name: 'proc', type: 'dir', mode: 0o755 },
-      { name: 'sys', type: 'dir', mode: 0o755 },
-      { name: 'init', type: 'file', mode: 0o755, data: fs.readFileSync(init) },
-    ]),
+    singleInitCpio(fs.readFileSync(init)),
   );
 }
 

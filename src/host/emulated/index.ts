@@ -4,5 +4,5 @@
  */
 export { EmulatedHost, type EmulatedHostOptions, type RunOptions, type RunResult } from './host';
 export { agentSource } from './agent';
-export { buildInitramfs, writeCpio, type CpioEntry } from './initramfs';
+export { buildInitramfs, singleInitCpio, writeCpio, type CpioEntry } from './initramfs';
 export { qemuArgs } from './qemu';

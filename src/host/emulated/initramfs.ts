@@ -53,6 +53,20 @@ export function writeCpio(entries: readonly CpioEntry[]): Buffer {
   return Buffer.concat(parts);
 }
 
+/**
+ * The smallest initramfs a static PID 1 needs: /init, /dev/console for its output, and the /proc
+ * and /sys mount points. Used for test and benchmark guests.
+ */
+export function singleInitCpio(init: Buffer): Buffer {
+  return writeCpio([
+    { name: 'dev', type: 'dir', mode: 0o755 },
+    { name: 'dev/console', type: 'chardev', mode: 0o600, rdev: [5, 1] },
+    { name: 'proc', type: 'dir', mode: 0o755 },
+    { name: 'sys', type: 'dir', mode: 0o755 },
+    { name: 'init', type: 'file', mode: 0o755, data: init },
+  ]);
+}
+
 export interface InitramfsOptions extends InitSettings {
   /** A statically linked busybox (Debian: busybox-static). */
   busybox?: string;
