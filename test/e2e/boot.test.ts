@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { EmulatedHost, singleInitCpio, type RunResult } from '../../src/host/emulated';
 import { kernel, qemu } from './fixtures/helpers';
-import { retryEarlyTripleFault } from './fixtures/early-triple-fault';
+import { retryEarlyBootDeath } from './fixtures/early-boot-death';
 
 t.setTimeout(60 * 60_000); // includes building kernels on a machine that never did
 
@@ -85,12 +85,14 @@ t.test('Linux boots in bulkhead (bh-boot) inside the emulated host', async (t) =
     );
     return r;
   };
+  const diedBeforeUserspace = (r: RunResult) =>
+    (r.exitCode === EXIT.shutdown || r.exitCode === EXIT.timeout) && !/^BH-INIT/m.test(r.stdout);
   const zoneBoot = (label: string, cmdline: string, extra: string[] = [], opts: { stdin?: string } = {}) =>
-    retryEarlyTripleFault(
+    retryEarlyBootDeath(
       t,
       label,
       () => boot(label, ['--kernel', zone.value.vmlinux, '--initrd', initrd.good, '--cmdline', cmdline, ...extra], opts),
-      (r) => r.exitCode === EXIT.shutdown && !/^BH-INIT/m.test(r.stdout),
+      diedBeforeUserspace,
     );
   const lastLines = (r: RunResult) => ({ stdout: r.stdout.slice(-3000), stderr: r.stderr.slice(-3000) });
 
@@ -177,9 +179,9 @@ t.test('Linux boots in bulkhead (bh-boot) inside the emulated host', async (t) =
   });
 
   t.test('bzImage (64-bit entry at code32_start + 0x200)', async (t) => {
-    const r = await boot('bzImage', [
+    const r = await retryEarlyBootDeath(t, 'bzImage', () => boot('bzImage', [
       '--kernel', zone.value.bzImage, '--initrd', initrd.good, '--cmdline', `${BASE_CMDLINE} bhaction=poweroff`,
-    ]);
+    ]), diedBeforeUserspace);
     t.equal(r.exitCode, EXIT.poweroff, 'power-off', lastLines(r));
     t.match(r.stdout, /^BH-INIT: hello from the guest\r?$/m);
   });

@@ -5,7 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { EmulatedHost, writeCpio } from '../../src/host/emulated';
 import { kernel, qemu } from './fixtures/helpers';
-import { retryEarlyTripleFault } from './fixtures/early-triple-fault';
+import { retryEarlyBootDeath } from './fixtures/early-boot-death';
 
 t.setTimeout(60 * 60_000);
 
@@ -32,7 +32,7 @@ t.test('a zone kernel boots under KVM inside the emulated host', async (t) => {
 
   await using host = await EmulatedHost.start({ kernel: hostKernel.value.vmlinux });
   for (let i = 1; i <= 2; i++) {
-    const r = await retryEarlyTripleFault(
+    const r = await retryEarlyBootDeath(
       t,
       `nested boot ${i}`,
       () =>

@@ -10,7 +10,7 @@ import t from 'tap';
 import { EmulatedHost, singleInitCpio, type RunResult } from '../../src/host/emulated';
 import { findKernel } from '../../src/kernel';
 import { findQemu } from '../../src/host/emulated/qemu';
-import { retryEarlyTripleFault } from './fixtures/early-triple-fault';
+import { retryEarlyBootDeath } from './fixtures/early-boot-death';
 
 t.setTimeout(20 * 60_000);
 
@@ -87,11 +87,11 @@ t.test('Linux boots through the TypeScript API inside the emulated host', async 
     return j;
   };
   const boot = (label: string, args: Record<string, unknown>): Promise<BootJson> =>
-    retryEarlyTripleFault(
+    retryEarlyBootDeath(
       t,
       label,
       () => bootOnce(label, args),
-      (j) => j.reason === 'shutdown' && !/^BH-INIT/m.test(j.console ?? ''),
+      (j) => (j.reason === 'shutdown' || j.reason === 'timeout') && !/^BH-INIT/m.test(j.console ?? ''),
     );
   const diag = (j: BootJson) => ({ error: j.error, detail: j.detail, exits: j.exits, tail: j.consoleTail?.slice(-2000) });
 

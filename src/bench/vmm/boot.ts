@@ -116,7 +116,7 @@ export function bootOnce(c: BootConfig, vmm: VmmKind): Promise<Omit<BootSample, 
 
 /**
  * Nested SVM under TCG now and then kills a guest (QEMU's as well as ours) early in boot when the
- * machine is loaded (see test/e2e/fixtures/early-triple-fault.ts): a boot that ends before the
+ * machine is loaded (see test/e2e/fixtures/early-boot-death.ts): a boot that ends before the
  * marker is retried once, and the log says so; a second failure ends the benchmark.
  */
 async function bootOnceRetryingEarlyFault(c: BootConfig, vmm: VmmKind, log: (m: string) => void) {
