@@ -12,8 +12,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { BulkheadError } from '../errors';
-import { cacheDir, publishDir, readJson, writeFileAtomic } from './cache';
+import { AbortedError, BulkheadError } from '../errors';
+import { diesWithParent, runCommand } from '../util/process';
+import { cacheDir, publishDir, readJson, writeFileAtomic } from '../util/cache';
 import {
   describeDropped,
   findDroppedOptions,
@@ -23,9 +24,10 @@ import {
   loadFragment,
   type KernelFragment,
 } from './fragment';
-import { acquireLock } from './lock';
+import { acquireLock } from '../util/lock';
 import { ProgressLine, formatDuration, type ProgressOptions } from './progress';
-import { ensureKernelSource, KERNEL_SOURCE_PACKAGE, resolveSourceVersion } from './source';
+import { readPin, type KernelSourcePin } from './pin';
+import { ensureKernelSource } from './source';
 
 export interface KernelBuildOptions {
   /** `zone` (default), `host`, or the path of a fragment file. */
@@ -33,10 +35,12 @@ export interface KernelBuildOptions {
   arch?: 'x86_64';
   /** Parallel make jobs (default: the number of CPUs). */
   jobs?: number;
-  /** Debian version of linux-source-6.12 (default: apt's candidate). */
-  sourceVersion?: string;
+  /** The kernel source to build from (default: the pin in kernel-configs/source.json). */
+  pin?: KernelSourcePin;
   /** Progress on stderr (default on); false for silence. */
   progress?: boolean | ProgressOptions;
+  /** Stops the build (make's whole process group); the call then rejects with an AbortedError. */
+  signal?: AbortSignal;
 }
 
 /** What build.json records about a cached kernel. */
@@ -70,24 +74,23 @@ export interface KernelArtifacts {
   cached: boolean;
 }
 
-/** The cache key of a fragment for a source version. */
-export function kernelCacheKey(fragment: KernelFragment, sourceVersion: string): string {
+/** The cache key of a fragment for a pinned source version. */
+export function kernelCacheKey(fragment: KernelFragment, pin: KernelSourcePin): string {
   // Debian versions may contain ':' (epoch); keep the directory name portable.
-  return `${sourceVersion.replace(/:/g, '_')}-${fragmentHash(fragment)}`;
+  return `${pin.version.replace(/:/g, '_')}-${fragmentHash(fragment)}`;
 }
 
 /** The cached kernel for these options, or undefined if it has not been built. Never builds. */
 export async function findKernel(opts: KernelBuildOptions = {}): Promise<KernelArtifacts | undefined> {
   const fragment = loadFragment(opts.config ?? 'zone', opts.arch);
-  const version = await resolveSourceVersion({ version: opts.sourceVersion });
-  return readCached(kernelCacheKey(fragment, version));
+  return readCached(kernelCacheKey(fragment, opts.pin ?? readPin()));
 }
 
 export async function buildKernel(opts: KernelBuildOptions = {}): Promise<KernelArtifacts> {
   const configName = opts.config ?? 'zone';
   const fragment = loadFragment(configName, opts.arch);
-  const version = await resolveSourceVersion({ version: opts.sourceVersion });
-  const key = kernelCacheKey(fragment, version);
+  const pin = opts.pin ?? readPin();
+  const key = kernelCacheKey(fragment, pin);
   const hit = readCached(key);
   if (hit) return hit;
 
@@ -106,7 +109,7 @@ export async function buildKernel(opts: KernelBuildOptions = {}): Promise<Kernel
       return raced;
     }
     checkBuildTools();
-    const source = await ensureKernelSource({ version, log });
+    const source = await ensureKernelSource({ pin, log, signal: opts.signal });
     const work = path.join(kernels, `.build-${key}`);
     const cfgDir = path.join(work, 'cfg');
     const objDir = path.join(work, 'obj');
@@ -118,8 +121,8 @@ export async function buildKernel(opts: KernelBuildOptions = {}): Promise<Kernel
     const fragmentFile = path.join(work, 'fragment.config');
     writeFileSync(fragmentFile, fragment.text);
     progress?.update('expanding config (allnoconfig + fragment)');
-    await make(source.dir, cfgDir, ['-s', 'allnoconfig', `KCONFIG_ALLCONFIG=${fragmentFile}`]);
-    await make(source.dir, cfgDir, ['-s', 'olddefconfig']);
+    await make(source.dir, cfgDir, ['-s', 'allnoconfig', `KCONFIG_ALLCONFIG=${fragmentFile}`], opts.signal);
+    await make(source.dir, cfgDir, ['-s', 'olddefconfig'], opts.signal);
     const expanded = readFileSync(path.join(cfgDir, '.config'), 'utf8');
     const dropped = findDroppedOptions(fragment, expanded);
     if (dropped.length > 0) {
@@ -137,7 +140,7 @@ export async function buildKernel(opts: KernelBuildOptions = {}): Promise<Kernel
     const expected = estimateSteps(kernels, configName);
     const resumed = existsSync(path.join(objDir, 'Makefile')); // kbuild writes it on its first run
     const started = Date.now();
-    const steps = await compile(source.dir, work, objDir, jobs, (n, last) =>
+    const steps = await compile(source.dir, work, objDir, jobs, opts.signal, (n, last) =>
       progress?.update(`${n}${expected ? `/~${expected}` : ''} steps, ${last}`),
     );
     const buildSeconds = Math.round((Date.now() - started) / 100) / 10;
@@ -227,47 +230,46 @@ function onPath(cmd: string): boolean {
 
 const BUILD_ENV = { KBUILD_BUILD_USER: 'bulkhead', KBUILD_BUILD_HOST: 'bulkhead' };
 
-function make(srcDir: string, objDir: string, args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('make', ['-C', srcDir, `O=${objDir}`, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, ...BUILD_ENV },
-    });
-    let output = '';
-    const keep = (d: Buffer) => (output = (output + d.toString()).slice(-8000));
-    child.stdout.on('data', keep);
-    child.stderr.on('data', keep);
-    child.on('error', reject);
-    child.on('close', (code) =>
-      code === 0
-        ? resolve()
-        : reject(new BulkheadError('KERNEL_BUILD_FAILED', `make ${args.join(' ')} failed (${code}):\n${output.trim()}`)),
-    );
-  });
+async function make(srcDir: string, objDir: string, args: string[], signal?: AbortSignal): Promise<void> {
+  const r = await runCommand('make', ['-C', srcDir, `O=${objDir}`, ...args], { env: { ...process.env, ...BUILD_ENV }, signal });
+  if (r.code !== 0) {
+    const output = (r.stdout + r.stderr).trim().slice(-8000);
+    throw new BulkheadError('KERNEL_BUILD_FAILED', `make ${args.join(' ')} failed (${r.code ?? r.signal}):\n${output}`);
+  }
 }
 
 /**
- * make -jN vmlinux bzImage in its own process group (so we can stop all of it), with the full log
- * in <work>/build.log. If this process dies, the next build finds make.pid and stops the orphan
- * before resuming in the same directory.
+ * make -jN vmlinux bzImage in its own process group (so an abort stops all of it), started so the
+ * kernel stops it if this process dies, with the full log in <work>/build.log. If make outlives us
+ * anyway, the next build finds make.pid and stops the orphan before resuming in the same directory.
+ * No process-wide signal handlers: the embedder owns those.
  */
 function compile(
   srcDir: string,
   work: string,
   objDir: string,
   jobs: number,
+  signal: AbortSignal | undefined,
   onStep: (count: number, last: string) => void,
 ): Promise<number> {
   return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new AbortedError('building a kernel'));
+      return;
+    }
     const logFile = createWriteStream(path.join(work, 'build.log'));
-    const child: ChildProcess = spawn('make', ['-C', srcDir, `O=${objDir}`, `-j${jobs}`, 'vmlinux', 'bzImage'], {
+    // GNU make passes a fatal signal on to the jobs it started, so SIGTERM to make stops the build.
+    const launch = diesWithParent('make', ['-C', srcDir, `O=${objDir}`, `-j${jobs}`, 'vmlinux', 'bzImage'], 'SIGTERM');
+    const child: ChildProcess = spawn(launch.command, launch.args, {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...BUILD_ENV },
       detached: true,
     });
     const pidFile = path.join(work, 'make.pid');
     if (child.pid) writeFileSync(pidFile, String(child.pid));
-    const stopChild = () => {
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
       if (child.pid && child.exitCode === null) {
         try {
           process.kill(-child.pid, 'SIGTERM');
@@ -276,21 +278,8 @@ function compile(
         }
       }
     };
-    const onSignal = (sig: NodeJS.Signals) => {
-      stopChild();
-      cleanup();
-      process.kill(process.pid, sig);
-    };
-    const cleanup = () => {
-      process.off('exit', stopChild);
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      process.off('SIGHUP', onSignal);
-    };
-    process.on('exit', stopChild);
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    process.once('SIGHUP', onSignal);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    const cleanup = () => signal?.removeEventListener('abort', onAbort);
 
     let steps = 0;
     let pending = '';
@@ -321,7 +310,8 @@ function compile(
       cleanup();
       logFile.end();
       rmSync(pidFile, { force: true });
-      if (code === 0) resolve(steps);
+      if (aborted) reject(new AbortedError('building a kernel'));
+      else if (code === 0) resolve(steps);
       else
         reject(
           new BulkheadError(
@@ -341,7 +331,7 @@ function killStaleMake(work: string): void {
   if (Number.isInteger(pid) && pid > 0) {
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmdline.startsWith('make')) process.kill(-pid, 'SIGKILL');
+      if (/(^|\/|\0)make\0/.test(cmdline)) process.kill(-pid, 'SIGKILL');
     } catch {
       // not running
     }
@@ -358,4 +348,3 @@ export function listKernels(): KernelArtifacts[] {
     .filter((k): k is KernelArtifacts => k !== undefined);
 }
 
-export { KERNEL_SOURCE_PACKAGE };

@@ -7,10 +7,11 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { BulkheadError, InvalidConfigError } from '../errors';
+import { packagePath } from '../util/package-root';
 
 /** The configs bulkhead ships. */
-export type KernelFlavor = 'zone' | 'host';
-export const KERNEL_FLAVORS: readonly KernelFlavor[] = ['zone', 'host'];
+export type KernelFlavor = 'zone' | 'host' | 'xen';
+export const KERNEL_FLAVORS: readonly KernelFlavor[] = ['zone', 'host', 'xen'];
 
 /** One requested option: `CONFIG_X=value` (value `y`, a number, a string) or `# CONFIG_X is not set` (`n`). */
 export interface KernelOption {
@@ -127,14 +128,12 @@ export function describeDropped(dropped: readonly DroppedOption[]): string {
   return dropped.map((d) => `${d.name}: asked ${d.wanted}, got ${d.got}`).join('; ');
 }
 
-/** kernel-configs/ of this package (works from src/ under tap and from dist/cjs/). */
+/**
+ * kernel-configs/ of this package, or $BULKHEAD_KERNEL_CONFIG_DIR: a directory of the same shape
+ * (x86_64/<flavor>.config, source.json) for custom kernels, and for tests that need a broken one.
+ */
 export function kernelConfigsDir(): string {
-  let dir = __dirname;
-  for (;;) {
-    const candidate = path.join(dir, 'kernel-configs');
-    if (existsSync(path.join(dir, 'package.json')) && existsSync(candidate)) return candidate;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new BulkheadError('KERNEL_INVALID', 'kernel-configs/ not found above ' + __dirname);
-    dir = parent;
-  }
+  const dir = process.env.BULKHEAD_KERNEL_CONFIG_DIR ? path.resolve(process.env.BULKHEAD_KERNEL_CONFIG_DIR) : packagePath('kernel-configs');
+  if (!existsSync(dir)) throw new BulkheadError('KERNEL_INVALID', `${dir} is missing from the package`);
+  return dir;
 }

@@ -1,30 +1,19 @@
 /**
- * Kernels for zones and for the emulated host: config fragments under kernel-configs/, built from
- * Debian's kernel source and cached by (source version, config hash).
+ * bulkhead/kernel: kernels for zones and for the emulated host. Config fragments under
+ * kernel-configs/, built from the pinned Debian kernel source (kernel-configs/source.json) and
+ * cached by (pinned version, config hash).
+ *
+ *   const { vmlinux } = await buildKernel({ config: 'zone' });   // minutes the first time, then cached
  */
 export {
   buildKernel,
   findKernel,
-  kernelCacheKey,
   listKernels,
   type KernelArtifacts,
   type KernelBuildInfo,
   type KernelBuildOptions,
 } from './build';
-export {
-  describeDropped,
-  findDroppedOptions,
-  fragmentHash,
-  KERNEL_FLAVORS,
-  KERNEL_RECIPE_VERSION,
-  kernelConfigsDir,
-  loadFragment,
-  parseDotConfig,
-  parseFragment,
-  type DroppedOption,
-  type KernelFlavor,
-  type KernelFragment,
-  type KernelOption,
-} from './fragment';
-export { ensureKernelSource, KERNEL_SOURCE_PACKAGE, resolveSourceVersion, type KernelSource } from './source';
-export { cacheRoot } from './cache';
+export { KERNEL_FLAVORS, loadFragment, type KernelFlavor, type KernelFragment, type KernelOption } from './fragment';
+export { movePin, readPin, type KernelSourcePin } from './pin';
+export { compareDebianVersions } from './debian-version';
+export { cacheRoot } from '../util/cache';

@@ -4,6 +4,8 @@
  */
 export interface ProgressOptions {
   stream?: NodeJS.WriteStream;
+  /** Each progress line to this callback instead of a stream (for embedders: a zone's log, a UI). */
+  onLine?: (line: string) => void;
   /** Force the in-place mode on or off (default: stream.isTTY). */
   tty?: boolean;
   intervalMs?: number;
@@ -18,13 +20,15 @@ export class ProgressLine {
   private shown = false;
   private readonly timer: NodeJS.Timeout;
   private status = '';
+  private readonly onLine: ((line: string) => void) | undefined;
 
   constructor(
     private readonly label: string,
     opts: ProgressOptions = {},
   ) {
     this.stream = opts.stream ?? process.stderr;
-    this.tty = opts.tty ?? Boolean(this.stream.isTTY);
+    this.onLine = opts.onLine;
+    this.tty = this.onLine ? false : (opts.tty ?? Boolean(this.stream.isTTY));
     this.intervalMs = opts.intervalMs ?? (this.tty ? 250 : 10_000);
     // Tick even when nothing new was compiled (a long link step still shows the time moving).
     this.timer = setInterval(() => this.render(false), this.tty ? 1000 : this.intervalMs);
@@ -43,13 +47,18 @@ export class ProgressLine {
   /** A message that must not be overwritten (a phase change, a warning). */
   note(message: string): void {
     this.clear();
-    this.stream.write(`${this.label}: ${message}\n`);
+    this.line(`${this.label}: ${message}`);
   }
 
   done(message: string): void {
     clearInterval(this.timer);
     this.clear();
-    this.stream.write(`${this.label}: ${message}\n`);
+    this.line(`${this.label}: ${message}`);
+  }
+
+  private line(text: string): void {
+    if (this.onLine) this.onLine(text);
+    else this.stream.write(text + '\n');
   }
 
   private render(force: boolean): void {
@@ -62,7 +71,7 @@ export class ProgressLine {
       this.stream.write(`\r\x1b[K${line.slice(0, width)}`);
       this.shown = true;
     } else {
-      this.stream.write(line + '\n');
+      this.line(line);
     }
   }
 

@@ -5,7 +5,9 @@ import t from 'tap';
 import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { buildKernel, findDroppedOptions, findKernel, kernelCacheKey, loadFragment, parseFragment } from '../../src/kernel';
+import { buildKernel, findKernel, loadFragment, readPin } from '../../src/kernel';
+import { kernelCacheKey } from '../../src/kernel/build';
+import { findDroppedOptions, parseFragment } from '../../src/kernel/fragment';
 
 t.setTimeout(60 * 60_000);
 
@@ -25,17 +27,8 @@ function isElf(file: string): boolean {
 
 for (const flavor of ['zone', 'host'] as const) {
   t.test(`${flavor} kernel: built once, then cached`, async (t) => {
-    let first;
-    try {
-      first = await buildKernel({ config: flavor });
-    } catch (err) {
-      const msg = (err as Error).message;
-      if (/kernel source|apt-get|missing kernel build tools/.test(msg)) {
-        t.skip(`cannot build kernels here: ${msg}`, async () => undefined);
-        return;
-      }
-      throw err;
-    }
+    // No skip: install-deps.sh installs the build tools, and the pinned source is a fixed download.
+    const first = await buildKernel({ config: flavor });
     t.ok(isElf(first.vmlinux), 'vmlinux is an ELF file');
     t.ok(hasPvhNote(first.vmlinux), 'vmlinux has the PVH entry note');
     t.ok(statSync(first.bzImage).size > 500_000, 'bzImage is there');
@@ -55,7 +48,7 @@ for (const flavor of ['zone', 'host'] as const) {
 t.test('a changed config gets a different cache key and is not found', async (t) => {
   const zone = loadFragment('zone');
   const changed = parseFragment(zone.text + '\nCONFIG_BULKHEAD_TEST_ONLY=y\n', 'changed.config');
-  t.not(kernelCacheKey(changed, '6.12.117-1'), kernelCacheKey(zone, '6.12.117-1'));
+  t.not(kernelCacheKey(changed, readPin()), kernelCacheKey(zone, readPin()));
   const file = path.join(t.testdir({ 'changed.config': changed.text }), 'changed.config');
   t.equal(await findKernel({ config: file }), undefined, 'findKernel never builds');
 });

@@ -1,14 +1,9 @@
 // Config fragments: both shipped configs parse, the cache key follows the options (not the
 // comments), and the dropped-option checker catches what Kconfig would silently discard.
 import t from 'tap';
-import {
-  findDroppedOptions,
-  fragmentHash,
-  kernelCacheKey,
-  KERNEL_FLAVORS,
-  loadFragment,
-  parseFragment,
-} from '../../src/kernel';
+import { KERNEL_FLAVORS, loadFragment } from '../../src/kernel';
+import { kernelCacheKey } from '../../src/kernel/build';
+import { findDroppedOptions, fragmentHash, parseFragment } from '../../src/kernel/fragment';
 
 for (const flavor of KERNEL_FLAVORS) {
   t.test(`${flavor}.config parses`, async (t) => {
@@ -51,8 +46,9 @@ t.test('the cache key follows the options, not the comments', async (t) => {
   t.equal(fragmentHash(base), fragmentHash(recommented));
   t.not(fragmentHash(base), fragmentHash(changed));
   t.match(fragmentHash(base), /^[0-9a-f]{16}$/);
-  t.not(kernelCacheKey(base, '6.12.1-1'), kernelCacheKey(base, '6.12.2-1'), 'the source version is part of the key');
-  t.equal(kernelCacheKey(base, '1:6.12-1'), `1_6.12-1-${fragmentHash(base)}`, 'no colon in directory names');
+  const pin = (version: string) => ({ package: 'linux-source-6.12', version, sha256: '0'.repeat(64) });
+  t.not(kernelCacheKey(base, pin('6.12.1-1')), kernelCacheKey(base, pin('6.12.2-1')), 'the pinned version is part of the key');
+  t.equal(kernelCacheKey(base, pin('1:6.12-1')), `1_6.12-1-${fragmentHash(base)}`, 'no colon in directory names');
 });
 
 t.test('malformed fragments are rejected with the line number', async (t) => {
