@@ -151,13 +151,13 @@ void bh_gdt_to_segment(uint64_t entry, uint16_t selector, bh_segment *seg);
 #define BH_GDT_ENTRIES 5
 void bh_gdt_table(uint64_t table[BH_GDT_ENTRIES], bool long_mode);
 
-/* cpuid.c: sets every vCPU's CPUID; reports what the MP table and XCR0 need. */
+/* cpuid.c: what the MP table and XCR0 need, from the CPUID the core gave the vCPUs. */
 typedef struct bh_cpu_facts {
     uint32_t signature;     /* CPUID.1:EAX family/model/stepping */
     uint32_t features;      /* CPUID.1:EDX */
     uint64_t xcr0_supported; /* CPUID.0xD.0:EDX:EAX, 0 without XSAVE */
 } bh_cpu_facts;
-int bh_boot_setup_cpuid(bh_vm *vm, bh_cpu_facts *facts, bh_error *err);
+int bh_boot_cpu_facts(bh_vm *vm, bh_cpu_facts *facts, bh_error *err);
 
 /* vcpu_setup.c: MSRs, FPU, XCR0, LAPIC LINT0/LINT1 of one vCPU (refusals noted in info), and
  * the boot vCPU's registers for the chosen entry. */

@@ -67,7 +67,7 @@ static int write_memory(bh_vm *vm, const bh_boot_plan *plan, const bh_linux_boot
 static int setup_vcpus(bh_vm *vm, const bh_boot_plan *plan, bh_boot_info *info, bh_error *err)
 {
     bh_cpu_facts facts;
-    int rc = bh_boot_setup_cpuid(vm, &facts, err);
+    int rc = bh_boot_cpu_facts(vm, &facts, err);
     if (!rc)
         rc = bh_boot_write_mptable(vm, bh_vm_vcpu_count(vm), facts.signature, facts.features, err);
     for (uint32_t v = 0; !rc && v < bh_vm_vcpu_count(vm); v++)

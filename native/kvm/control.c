@@ -11,6 +11,9 @@
  * Both are done with vm->lock held, and the vCPU clears immediate_exit with the lock held right
  * after checking the pause/stop flags, so no kick is ever lost.
  *
+ * The I/O thread (io_thread.c) follows the same flags: released with the vCPUs, parked by pause,
+ * gone after a stop.
+ *
  * A vCPU waiting for bh_vcpu_complete_io counts as parked: pause does not wait for the embedder
  * to answer, and stop wakes it. A handler that is running is not parked: pause and stop wait for
  * it to return, so handlers should be short (or answer BH_IO_PENDING).
@@ -120,14 +123,16 @@ static const char *state_name(bh_vm_state s)
 }
 
 /* With vm->lock held: ask every vCPU to stop; the first reason given wins. */
-static void request_stop_locked(bh_vm *vm, bh_exit_reason reason, const char *why)
+static void request_stop_locked(bh_vm *vm, bh_exit_reason reason, uint64_t code, const char *why)
 {
     if (!vm->stop_requested) {
         vm->stop_requested = true;
         vm->stop_reason = reason;
+        vm->stop_code = code;
         bh_copy_text(vm->stop_why, sizeof vm->stop_why, why ? why : "stop requested");
     }
     bh_control_kick_all_locked(vm);
+    bh_io_thread_request_stop_locked(vm);
     pthread_cond_broadcast(&vm->control); /* a pause in progress gives up */
 }
 
@@ -143,6 +148,8 @@ static void announce_running_then_release(bh_vm *vm)
     vm->released = true;
     for (uint32_t i = 0; i < vm->vcpu_count; i++)
         pthread_cond_broadcast(&vm->vcpus[i].wake);
+    bh_io_thread_wake_locked(vm);
+    pthread_cond_broadcast(&vm->control); /* a pause waiting for RUNNING to be reported */
     pthread_mutex_unlock(&vm->lock);
 }
 
@@ -163,7 +170,10 @@ int bh_vm_start(bh_vm *vm, bh_error *err)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    bh_error io_err = {0};
     int rc = 0;
+    if (bh_io_thread_start_locked(vm, &io_err) != BH_OK)
+        rc = io_err.sys_errno ? io_err.sys_errno : EAGAIN;
     for (uint32_t i = 0; i < vm->vcpu_count && rc == 0; i++) {
         bh_vcpu *v = &vm->vcpus[i];
         v->phase = BH_PHASE_RUNNING;
@@ -178,10 +188,10 @@ int bh_vm_start(bh_vm *vm, bh_error *err)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     if (rc != 0) {
-        request_stop_locked(vm, BH_EXIT_STOPPED, "bh_vm_start failed to create a vCPU thread");
+        request_stop_locked(vm, BH_EXIT_STOPPED, 0, "bh_vm_start failed to create a thread");
         pthread_mutex_unlock(&vm->lock);
         bh_vm_stop(vm, NULL);
-        return bh_fail(err, BH_E_SYSTEM, rc, "pthread_create for a vCPU thread failed: %s", strerror(rc));
+        return bh_fail(err, BH_E_SYSTEM, rc, "pthread_create for a vCPU or the I/O thread failed: %s", strerror(rc));
     }
     pthread_mutex_unlock(&vm->lock);
     announce_running_then_release(vm);
@@ -221,11 +231,16 @@ int bh_vm_pause(bh_vm *vm, bh_error *err)
         return bh_fail(err, BH_E_STATE, 0, "cannot pause a VM that is %s%s", state_name(s),
                        s == BH_VM_RUNNING ? detail : "");
     }
+    /* A start or resume still reporting RUNNING: wait, so PAUSED is never reported before it. */
+    while (!vm->released && !vm->stop_requested)
+        pthread_cond_wait(&vm->control, &vm->lock);
     vm->pause_requested = true;
     /* A vCPU waiting on a pending I/O counts as parked: it re-checks the pause flag before KVM_RUN.
+     * The I/O thread parks too, so no device touches guest memory while the VM is paused.
      * No time limit (a running handler must finish), but re-kick now and then as stop does. */
-    while (!all_quiescent_locked(vm) && !vm->stop_requested) {
+    while ((!all_quiescent_locked(vm) || !bh_io_thread_parked_locked(vm)) && !vm->stop_requested) {
         bh_control_kick_all_locked(vm);
+        bh_io_thread_wake_locked(vm);
         struct timespec slice;
         deadline_after(&slice, STOP_KICK_INTERVAL_NS);
         pthread_cond_timedwait(&vm->control, &vm->lock, &slice);
@@ -236,6 +251,7 @@ int bh_vm_pause(bh_vm *vm, bh_error *err)
         return bh_fail(err, BH_E_STATE, 0, "the VM stopped while pausing");
     }
     vm->state = BH_VM_PAUSED;
+    bh_stat_add(&vm->stats.pauses);
     pthread_mutex_unlock(&vm->lock);
     bh_control_notify_state(vm, BH_VM_PAUSED);
     return BH_OK;
@@ -252,21 +268,22 @@ int bh_vm_resume(bh_vm *vm, bh_error *err)
         return bh_fail(err, BH_E_STATE, 0, "cannot resume a VM that is %s (only a paused VM resumes)",
                        s == BH_VM_PAUSED ? "stopping" : state_name(s));
     }
+    /* The vCPUs stay parked (`released` false) until RUNNING has been reported: otherwise a guest
+     * that stops at once could have its STOPPED reported before this RUNNING. */
+    vm->released = false;
     vm->pause_requested = false;
     vm->state = BH_VM_RUNNING;
-    for (uint32_t i = 0; i < vm->vcpu_count; i++)
-        pthread_cond_broadcast(&vm->vcpus[i].wake);
     pthread_mutex_unlock(&vm->lock);
     announce_running_then_release(vm);
     return BH_OK;
 }
 
-void bh_vm_request_stop(bh_vm *vm, bh_exit_reason reason, const char *why)
+void bh_vm_request_stop(bh_vm *vm, bh_exit_reason reason, uint64_t code, const char *why)
 {
     if (!vm)
         return;
     pthread_mutex_lock(&vm->lock);
-    request_stop_locked(vm, reason, why);
+    request_stop_locked(vm, reason, code, why);
     bool changed = false;
     if (vm->threads_running == 0)
         changed = bh_control_set_state_locked(vm, BH_VM_STOPPED); /* never started */
@@ -308,6 +325,9 @@ void bh_control_join_all(bh_vm *vm)
             v->thread_joined = true;
         }
     }
+    /* The I/O thread leaves once the stop is requested (or every vCPU is gone); a handler that is
+     * running finishes first. */
+    bh_io_thread_join(vm);
     pthread_mutex_unlock(&vm->join_lock);
 }
 
@@ -319,7 +339,7 @@ int bh_vm_stop(bh_vm *vm, bh_error *err)
     if (rc)
         return rc;
     pthread_mutex_lock(&vm->lock);
-    request_stop_locked(vm, BH_EXIT_STOPPED, "stopped by bh_vm_stop");
+    request_stop_locked(vm, BH_EXIT_STOPPED, 0, "stopped by bh_vm_stop");
     bool changed = false;
     if (vm->threads_running == 0)
         changed = bh_control_set_state_locked(vm, BH_VM_STOPPED);
@@ -330,5 +350,6 @@ int bh_vm_stop(bh_vm *vm, bh_error *err)
     if (!exited)
         return bh_fail(err, BH_E_TIMEOUT, 0, "vCPU threads did not leave KVM_RUN within 10 s");
     bh_control_join_all(vm);
+    bh_devices_stop(vm); /* every thread is gone: nothing can reach a device any more */
     return BH_OK;
 }

@@ -17,7 +17,7 @@
 #include <stdarg.h>
 
 #include "bulkhead.h"
-#include "../devices/bus.h"
+#include "bus.h"
 
 struct bh_kvm {
     int fd;
@@ -50,8 +50,11 @@ typedef struct bh_vcpu {
     pthread_cond_t wake; /* resume, stop, or I/O completion */
     bool io_waiting;     /* a BH_IO_PENDING access awaits bh_vcpu_complete_io */
     bool io_completed;
+    uint64_t io_token;   /* the token of the access being handled (see bh_io_access.token) */
+    uint64_t io_tokens_issued;
     bool io_ok;
     bool io_is_write;
+    uint64_t cpu_ns_final; /* the thread's CPU time when it left its loop */
     uint8_t io_size;
     uint8_t io_data[8];
 } bh_vcpu;
@@ -64,6 +67,13 @@ typedef struct bh_mem_slot {
 } bh_mem_slot;
 
 #define BH_MAX_MEM_SLOTS 2
+
+typedef struct bh_device_entry {
+    const bh_device_ops *ops;
+    void *device;
+} bh_device_entry;
+
+struct bh_io_watch;
 
 struct bh_vm {
     bh_kvm *kvm; /* borrowed: the caller keeps /dev/kvm open for the VM's lifetime */
@@ -80,6 +90,7 @@ struct bh_vm {
 
     bh_vcpu *vcpus;
     uint32_t vcpu_count;   /* vCPUs successfully created */
+    struct kvm_cpuid2 *cpuid; /* the table every vCPU starts from (cpuid.c) */
 
     bh_bus pio_bus;
     bh_bus mmio_bus;
@@ -94,11 +105,31 @@ struct bh_vm {
     bool pause_requested;
     bool stop_requested;
     bh_exit_reason stop_reason;
+    uint64_t stop_code;
     char stop_why[128];
     uint32_t threads_running; /* vCPU threads not yet EXITED */
 
     int *eventfds;
     size_t eventfd_count, eventfd_cap;
+
+    /* Devices the VM owns (device.c), destroyed after every thread was joined. */
+    bh_device_entry *devices;
+    size_t device_count, device_cap;
+    bool devices_stopped;
+
+    /* The I/O thread (io_thread.c). io_phase, io_stop and io_cpu_ns_final: under vm->lock. */
+    int io_epoll_fd;
+    int io_control_fd;
+    pthread_t io_thread;
+    bool io_thread_created;
+    bool io_thread_joined;
+    bh_vcpu_phase io_phase;
+    bool io_stop;
+    pthread_cond_t io_wake;
+    uint64_t io_cpu_ns_final;
+    pthread_mutex_t io_watch_lock; /* the watch lists and epoll_ctl */
+    struct bh_io_watch *io_watches;
+    struct bh_io_watch *io_graveyard;
 
     /* Updated with relaxed atomics from vCPU threads. */
     bh_vm_stats stats;
@@ -122,9 +153,8 @@ void bh_memory_destroy(bh_vm *vm);
 bool bh_mem_overlaps_ram(const bh_vm *vm, uint64_t gpa, uint64_t len);
 
 /* vcpu.c */
-int bh_vcpu_create(bh_vm *vm, uint32_t index, const struct kvm_cpuid2 *cpuid, bh_error *err);
+int bh_vcpu_create(bh_vm *vm, uint32_t index, bh_error *err);
 void bh_vcpu_destroy(bh_vcpu *vcpu);
-struct kvm_cpuid2 *bh_cpuid_supported(bh_kvm *kvm, bh_error *err);
 
 /* io.c */
 typedef enum bh_io_outcome {
@@ -153,6 +183,23 @@ void bh_control_join_all(bh_vm *vm);
 
 /* irq.c */
 void bh_irq_close_eventfds(bh_vm *vm);
+
+/* device.c */
+void bh_devices_stop(bh_vm *vm);
+void bh_devices_destroy(bh_vm *vm);
+
+/* io_thread.c (the *_locked ones with vm->lock held) */
+void bh_io_thread_wake_locked(bh_vm *vm);
+bool bh_io_thread_parked_locked(const bh_vm *vm);
+void bh_io_thread_request_stop_locked(bh_vm *vm);
+int bh_io_thread_start_locked(bh_vm *vm, bh_error *err);
+void bh_io_thread_join(bh_vm *vm);
+void bh_io_thread_destroy(bh_vm *vm);
+
+/* cpuid.c: the CPUID each vCPU is given, built once per VM from the caller's /dev/kvm handle. */
+int bh_cpuid_build(bh_vm *vm, bh_error *err);
+int bh_cpuid_set_vcpu(bh_vm *vm, uint32_t vcpu, bh_error *err);
+void bh_cpuid_free(bh_vm *vm);
 
 static inline void bh_stat_add(uint64_t *counter)
 {

@@ -48,6 +48,7 @@ void bh_vm_get_stats(const bh_vm *vm, bh_vm_stats *out)
     out->mmio_exits = __atomic_load_n(&vm->stats.mmio_exits, __ATOMIC_RELAXED);
     out->unhandled_pio = __atomic_load_n(&vm->stats.unhandled_pio, __ATOMIC_RELAXED);
     out->unhandled_mmio = __atomic_load_n(&vm->stats.unhandled_mmio, __ATOMIC_RELAXED);
+    out->pauses = __atomic_load_n(&vm->stats.pauses, __ATOMIC_RELAXED);
 }
 
 /* Nobody decodes this address: like an empty bus on real hardware, reads float high. */
@@ -59,14 +60,18 @@ static bh_io_outcome unhandled(bh_vm *vm, bh_io_access *access)
     return BH_IO_OUTCOME_DONE;
 }
 
-/* Armed before the handler runs, so a completion from another thread cannot arrive "too early". */
-static void arm_pending(bh_vcpu *vcpu, const bh_io_access *access)
+/* Armed before the handler runs, so a completion from another thread cannot arrive "too early".
+ * Each access gets a fresh token: a completion must name it, so one meant for an earlier access
+ * (late, repeated, or made after a stop abandoned it) can never complete this one. */
+static void arm_pending(bh_vcpu *vcpu, bh_io_access *access)
 {
     pthread_mutex_lock(&vcpu->vm->lock);
     vcpu->io_waiting = true;
     vcpu->io_completed = false;
     vcpu->io_is_write = access->is_write;
     vcpu->io_size = access->size;
+    vcpu->io_token = ++vcpu->io_tokens_issued;
+    access->token = vcpu->io_token;
     pthread_mutex_unlock(&vcpu->vm->lock);
 }
 
@@ -87,7 +92,7 @@ static bh_io_outcome wait_for_completion(bh_vcpu *vcpu, bh_io_access *access)
     pthread_cond_broadcast(&vm->control); /* a pause in progress counts this vCPU as parked */
     /* A completion that arrives while the VM is paused is kept until resume: the rest of a string
      * I/O must not reach device handlers while the VM is paused. */
-    while ((!vcpu->io_completed || vm->pause_requested) && !vm->stop_requested)
+    while ((!vcpu->io_completed || vm->pause_requested || !vm->released) && !vm->stop_requested)
         pthread_cond_wait(&vcpu->wake, &vm->lock);
     vcpu->phase = BH_PHASE_RUNNING;
     if (!vcpu->io_completed) {
@@ -109,7 +114,7 @@ bh_io_outcome bh_io_dispatch(bh_vcpu *vcpu, bh_io_access *access)
 {
     bh_vm *vm = vcpu->vm;
     bh_bus_range range;
-    if (!bh_bus_lookup(access->is_mmio ? &vm->mmio_bus : &vm->pio_bus, access->addr, &range))
+    if (!bh_bus_lookup(access->is_mmio ? &vm->mmio_bus : &vm->pio_bus, access->addr, access->size, &range))
         return unhandled(vm, access);
     access->offset = access->addr - range.base;
 
@@ -121,17 +126,23 @@ bh_io_outcome bh_io_dispatch(bh_vcpu *vcpu, bh_io_access *access)
     return result == BH_IO_DONE ? BH_IO_OUTCOME_DONE : BH_IO_OUTCOME_ERROR;
 }
 
-int bh_vcpu_complete_io(bh_vm *vm, uint32_t vcpu, const uint8_t *data, uint8_t size, bool ok,
-                        bh_error *err)
+int bh_vcpu_complete_io(bh_vm *vm, uint32_t vcpu, uint64_t token, const uint8_t *data, uint8_t size,
+                        bool ok, bh_error *err)
 {
     if (!vm || vcpu >= vm->vcpu_count)
         return bh_fail(err, BH_E_INVALID_ARG, 0, "bh_vcpu_complete_io: vcpu %u out of range 0..%u", vcpu,
                        vm ? vm->vcpu_count - 1 : 0);
     bh_vcpu *v = &vm->vcpus[vcpu];
     pthread_mutex_lock(&vm->lock);
-    if (!v->io_waiting || v->io_completed) {
+    if (!v->io_waiting || v->io_completed || v->io_token != token) {
+        uint64_t current = v->io_waiting && !v->io_completed ? v->io_token : 0;
         pthread_mutex_unlock(&vm->lock);
-        return bh_fail(err, BH_E_STATE, 0, "vCPU %u has no pending I/O access to complete", vcpu);
+        if (current)
+            return bh_fail(err, BH_E_STATE, 0,
+                           "token %llu is stale: vCPU %u now waits for the access with token %llu",
+                           (unsigned long long)token, vcpu, (unsigned long long)current);
+        return bh_fail(err, BH_E_STATE, 0, "vCPU %u has no pending I/O access to complete (token %llu)", vcpu,
+                       (unsigned long long)token);
     }
     if (ok && !v->io_is_write && (!data || size != v->io_size)) {
         uint8_t want = v->io_size;

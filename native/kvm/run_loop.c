@@ -77,7 +77,9 @@ static bool wait_until_runnable(bh_vcpu *vcpu)
      * pause cannot complete, and report PAUSED, before RUNNING was reported. */
     while (!vm->released && !vm->stop_requested)
         pthread_cond_wait(&vcpu->wake, &vm->lock);
-    while (vm->pause_requested && !vm->stop_requested) {
+    /* `released` is cleared by bh_vm_resume until it has reported RUNNING (see control.c), so a
+     * parked vCPU, even one woken spuriously, stays parked until then. */
+    while ((vm->pause_requested || !vm->released) && !vm->stop_requested) {
         vcpu->phase = BH_PHASE_PARKED;
         pthread_cond_broadcast(&vm->control);
         pthread_cond_wait(&vcpu->wake, &vm->lock);
@@ -266,11 +268,29 @@ static loop_step handle_run_error(bh_vcpu_exit *exit, int e)
     return STEP_LEAVE;
 }
 
+uint64_t bh_vcpu_cpu_ns(const bh_vm *vm, uint32_t index)
+{
+    if (!vm || index >= vm->vcpu_count)
+        return 0;
+    bh_vm *m = (bh_vm *)vm;
+    bh_vcpu *v = &m->vcpus[index];
+    pthread_mutex_lock(&m->lock);
+    uint64_t ns = v->cpu_ns_final;
+    clockid_t clock;
+    struct timespec ts;
+    if (v->thread_created && v->phase != BH_PHASE_EXITED && pthread_getcpuclockid(v->thread, &clock) == 0 &&
+        clock_gettime(clock, &ts) == 0)
+        ns = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+    pthread_mutex_unlock(&m->lock);
+    return ns;
+}
+
 static void describe_stop(bh_vcpu *vcpu, bh_vcpu_exit *exit)
 {
     bh_vm *vm = vcpu->vm;
     pthread_mutex_lock(&vm->lock);
     exit->reason = vm->stop_reason;
+    exit->detail[0] = vm->stop_code;
     bh_copy_text(exit->message, sizeof exit->message, vm->stop_why);
     pthread_mutex_unlock(&vm->lock);
 }
@@ -304,16 +324,23 @@ static void finish(bh_vcpu *vcpu, bh_vcpu_exit *exit)
         int used = snprintf(why, sizeof why, "vCPU %u: ", vcpu->index);
         if (used > 0 && (size_t)used < sizeof why)
             bh_copy_text(why + used, sizeof why - (size_t)used, exit->message);
-        bh_vm_request_stop(vm, BH_EXIT_STOPPED, why);
+        bh_vm_request_stop(vm, BH_EXIT_STOPPED, 0, why);
     }
     if (vm->config.on_exit)
         vm->config.on_exit(vm->config.opaque, exit);
 
+    uint64_t cpu = 0;
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0)
+        cpu = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
     pthread_mutex_lock(&vm->lock);
+    vcpu->cpu_ns_final = cpu;
     vcpu->phase = BH_PHASE_EXITED;
     bool changed = false;
-    if (--vm->threads_running == 0)
+    if (--vm->threads_running == 0) {
         changed = bh_control_set_state_locked(vm, BH_VM_STOPPED);
+        bh_io_thread_request_stop_locked(vm); /* no vCPU is left for the devices to serve */
+    }
     pthread_cond_broadcast(&vm->control);
     pthread_mutex_unlock(&vm->lock);
     if (changed)

@@ -1,4 +1,4 @@
-/* vcpu.c — creating vCPUs, their CPUID, and converting their registers to and from bh_ structs. */
+/* vcpu.c — creating vCPUs (CPUID comes from cpuid.c), and converting their registers to and from bh_ structs. */
 #include "internal.h"
 
 #include <errno.h>
@@ -8,61 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-struct kvm_cpuid2 *bh_cpuid_supported(bh_kvm *kvm, bh_error *err)
-{
-    /* The kernel says E2BIG until the buffer is big enough for every leaf. */
-    for (uint32_t nent = 64; nent <= 4096; nent *= 2) {
-        struct kvm_cpuid2 *cpuid = calloc(1, sizeof *cpuid + nent * sizeof(struct kvm_cpuid_entry2));
-        if (!cpuid) {
-            bh_fail(err, BH_E_NOMEM, ENOMEM, "out of memory for the CPUID table");
-            return NULL;
-        }
-        cpuid->nent = nent;
-        if (ioctl(kvm->fd, KVM_GET_SUPPORTED_CPUID, cpuid) == 0)
-            return cpuid;
-        int e = errno;
-        free(cpuid);
-        if (e != E2BIG) {
-            errno = e;
-            bh_fail_errno(err, "KVM_GET_SUPPORTED_CPUID");
-            return NULL;
-        }
-    }
-    bh_fail(err, BH_E_SYSTEM, E2BIG, "KVM_GET_SUPPORTED_CPUID: more than 4096 entries");
-    return NULL;
-}
-
-/* Each vCPU must see its own APIC ID, or a guest OS thinks all its CPUs are the same one. */
-static void set_apic_id(struct kvm_cpuid2 *cpuid, uint32_t apic_id)
-{
-    for (uint32_t i = 0; i < cpuid->nent; i++) {
-        struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
-        if (e->function == 1)
-            e->ebx = (e->ebx & 0x00ffffffu) | (apic_id << 24);
-        else if (e->function == 0xb || e->function == 0x1f)
-            e->edx = apic_id;
-    }
-}
-
-/* PVM requires KVM_SET_CPUID2 before the first KVM_RUN even though the guest sees the host's CPUID:
- * without it EFER.SCE writes fault (see host-facts). */
-static int set_cpuid(bh_vcpu *vcpu, const struct kvm_cpuid2 *supported, bh_error *err)
-{
-    size_t bytes = sizeof *supported + supported->nent * sizeof(struct kvm_cpuid_entry2);
-    struct kvm_cpuid2 *mine = malloc(bytes);
-    if (!mine)
-        return bh_fail(err, BH_E_NOMEM, ENOMEM, "out of memory for the CPUID table");
-    memcpy(mine, supported, bytes);
-    set_apic_id(mine, vcpu->index);
-    int rc = ioctl(vcpu->fd, KVM_SET_CPUID2, mine);
-    free(mine);
-    if (rc < 0)
-        return bh_fail_errno(err, "KVM_SET_CPUID2");
-    return BH_OK;
-}
-
 /* On failure the vCPU is left half-built; bh_vcpu_destroy frees whatever was made. */
-int bh_vcpu_create(bh_vm *vm, uint32_t index, const struct kvm_cpuid2 *cpuid, bh_error *err)
+int bh_vcpu_create(bh_vm *vm, uint32_t index, bh_error *err)
 {
     bh_vcpu *vcpu = &vm->vcpus[index];
     vcpu->vm = vm;
@@ -85,7 +32,7 @@ int bh_vcpu_create(bh_vm *vm, uint32_t index, const struct kvm_cpuid2 *cpuid, bh
     if (run == MAP_FAILED)
         return bh_fail_errno(err, "mmap of the vCPU's kvm_run area");
     vcpu->run = run;
-    return set_cpuid(vcpu, cpuid, err);
+    return bh_cpuid_set_vcpu(vm, index, err);
 }
 
 void bh_vcpu_destroy(bh_vcpu *vcpu)

@@ -64,11 +64,19 @@ static int init_sync(bh_vm *vm, bh_error *err)
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     rc = pthread_cond_init(&vm->control, &attr);
+    int rc2 = pthread_cond_init(&vm->io_wake, &attr);
+    int rc3 = pthread_mutex_init(&vm->io_watch_lock, NULL);
     pthread_condattr_destroy(&attr);
-    if (rc != 0) {
+    if (rc != 0 || rc2 != 0 || rc3 != 0) {
+        if (rc == 0)
+            pthread_cond_destroy(&vm->control);
+        if (rc2 == 0)
+            pthread_cond_destroy(&vm->io_wake);
+        if (rc3 == 0)
+            pthread_mutex_destroy(&vm->io_watch_lock);
         pthread_mutex_destroy(&vm->join_lock);
         pthread_mutex_destroy(&vm->lock);
-        return bh_fail(err, BH_E_SYSTEM, rc, "pthread_cond_init failed");
+        return bh_fail(err, BH_E_SYSTEM, rc ? rc : rc2 ? rc2 : rc3, "pthread_cond_init/mutex_init failed");
     }
     vm->sync_ready = true;
     return BH_OK;
@@ -145,13 +153,9 @@ static int create_vcpus(bh_vm *vm, bh_error *err)
     vm->vcpus = calloc(vm->config.vcpus, sizeof *vm->vcpus);
     if (!vm->vcpus)
         return bh_fail(err, BH_E_NOMEM, ENOMEM, "out of memory for %u vCPUs", vm->config.vcpus);
-    struct kvm_cpuid2 *cpuid = bh_cpuid_supported(vm->kvm, err);
-    if (!cpuid)
-        return err ? err->code : BH_E_SYSTEM;
-    int rc = BH_OK;
+    int rc = bh_cpuid_build(vm, err);
     for (uint32_t i = 0; i < vm->config.vcpus && rc == BH_OK; i++)
-        rc = bh_vcpu_create(vm, i, cpuid, err);
-    free(cpuid);
+        rc = bh_vcpu_create(vm, i, err);
     return rc;
 }
 
@@ -187,6 +191,8 @@ int bh_vm_create(bh_kvm *kvm, const bh_vm_config *config, bh_vm **out, bh_error 
     vm->config = *config;
     vm->fd = -1;
     vm->memfd = -1;
+    vm->io_epoll_fd = -1;
+    vm->io_control_fd = -1;
     vm->state = BH_VM_CREATED;
     rc = build_vm(vm, err);
     if (rc) {
@@ -197,6 +203,12 @@ int bh_vm_create(bh_kvm *kvm, const bh_vm_config *config, bh_vm **out, bh_error 
     return BH_OK;
 }
 
+/*
+ * Teardown order: every thread is joined first (vCPUs and the I/O thread: bh_vm_stop), then the
+ * devices are stopped and destroyed, newest first (device.c), and only then are the VM's eventfds
+ * closed, the vCPU and VM fds closed and guest memory unmapped. So no thread can reach a device
+ * that is gone, and no device can touch guest memory that is gone.
+ */
 void bh_vm_destroy(bh_vm *vm)
 {
     if (!vm)
@@ -204,26 +216,33 @@ void bh_vm_destroy(bh_vm *vm)
     if (vm->sync_ready) {
         /* From a vCPU thread the VM cannot be joined: leaking it beats freeing memory in use. */
         if (bh_control_on_vcpu_thread(vm, NULL)) {
-            bh_vm_request_stop(vm, BH_EXIT_STOPPED, "bh_vm_destroy called on a vCPU thread");
+            bh_vm_request_stop(vm, BH_EXIT_STOPPED, 0, "bh_vm_destroy called on a vCPU thread");
             return;
         }
         bh_error err;
-        if (bh_vm_stop(vm, &err) == BH_E_TIMEOUT)
+        if (bh_vm_stop(vm, &err) == BH_E_TIMEOUT) {
             bh_control_join_all(vm); /* block rather than free what a vCPU thread still uses */
+            bh_devices_stop(vm);
+        }
     }
+    bh_devices_destroy(vm);
+    bh_io_thread_destroy(vm);
     for (uint32_t i = 0; i < vm->vcpu_count; i++)
         bh_vcpu_destroy(&vm->vcpus[i]);
     free(vm->vcpus);
+    bh_cpuid_free(vm);
+    bh_irq_close_eventfds(vm);
     if (vm->fd >= 0)
         close(vm->fd);
     bh_memory_destroy(vm);
-    bh_irq_close_eventfds(vm);
     if (vm->buses_ready) {
         bh_bus_destroy(&vm->pio_bus);
         bh_bus_destroy(&vm->mmio_bus);
     }
     if (vm->sync_ready) {
         pthread_cond_destroy(&vm->control);
+        pthread_cond_destroy(&vm->io_wake);
+        pthread_mutex_destroy(&vm->io_watch_lock);
         pthread_mutex_destroy(&vm->join_lock);
         pthread_mutex_destroy(&vm->lock);
     }

@@ -2,7 +2,7 @@
  * boot_guests.S — the few instructions each boot test runs in its guest. They are data in the
  * test binary, copied into a synthetic kernel image at its entry point. CPL0 code is emulated one
  * instruction at a time on PVM, so each stays short; results go out on port 0x500 (captured by the
- * test) and the guest ends by writing port 0x501 (debug exit).
+ * test) and the guest ends by writing port 0x504 (debug exit).
  */
     .section .rodata
     .globl bg_probe64, bg_probe64_end, bg_pvh32, bg_pvh32_end, bg_serial64, bg_serial64_end
@@ -28,7 +28,7 @@ bg_probe64:
     mov 0x228(%rsi), %ebx           /* boot_params.hdr.cmd_line_ptr */
     mov (%rbx), %eax
     out %eax, (%dx)
-    mov $0x501, %dx
+    mov $0x504, %dx
     mov $0x64, %al
     out %al, (%dx)
 2:  hlt
@@ -44,7 +44,7 @@ bg_pvh32:
     mov 24(%ebx), %ecx              /* cmdline_paddr (low half) */
     mov (%ecx), %eax
     out %eax, (%dx)
-    mov $0x501, %dx
+    mov $0x504, %dx
     mov $0x32, %al
     out %al, (%dx)
 3:  hlt
@@ -95,7 +95,7 @@ bg_serial64:
     movzbl %al, %eax
     mov $0x500, %dx
     out %eax, (%dx)
-    mov $0x501, %dx
+    mov $0x504, %dx
     out %al, (%dx)
 5:  hlt
     jmp 5b

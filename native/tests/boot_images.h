@@ -12,7 +12,7 @@
 #define BI_KERNEL_VADDR 0xffffffff81000000ULL
 #define BI_BSS 0x3000ULL                   /* zero-filled tail of the segment */
 #define BI_CAPTURE_PORT 0x500              /* test guests report 32-bit values here */
-#define BI_DEBUG_EXIT_PORT 0x501
+#define BI_DEBUG_EXIT_PORT 0x504 /* after the capture port's 4 bytes (an `out %eax` to 0x500 covers 0x500..0x503) */
 
 typedef struct bi_image {
     uint8_t *data;

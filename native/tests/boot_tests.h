@@ -22,7 +22,13 @@
     X(vm_bad_kernels_typed_errors)         \
     X(vm_serial_16550)                     \
     X(vm_i8042_reset)                      \
-    X(vm_halt_detection)
+    X(vm_halt_detection)                   \
+    X(machine_power_device_ends_and_marks) \
+    X(machine_reboot_and_panic_told_apart) \
+    X(machine_cmdline_layout_and_bad_input) \
+    X(malicious_drivers_break_only_their_device) \
+    X(machine_50_cycles_no_leaks)          \
+    X(bh_boot_console_input_during_teardown)
 
 #define BOOT_DECLARE_TEST(name) void test_##name(void);
 BOOT_TEST_LIST(BOOT_DECLARE_TEST)

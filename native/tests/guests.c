@@ -3,7 +3,9 @@
  *
  * Assembled with GNU as (`as --64`, `.code16` or `.code64`) and pasted from `objdump -d -M intel`;
  * the disassembly is beside each instruction. Real-mode guests run at 0:entry; long-mode guests at
- * GB_CODE with the tables of guest_builder.c. Port 0x13 is the "done" port (helpers.h).
+ * GB_CODE with the tables of guest_builder.c. Port 0x13 is the "done" port (helpers.h). A port
+ * access of N bytes covers N consecutive ports (the bus routes it only to a range that holds all
+ * of them), so multi-byte accesses use ports that leave room.
  */
 #include "guests.h"
 
@@ -37,8 +39,8 @@ const uint8_t g_lm_io[] = {
     0x66, 0xb8, 0x34, 0x12,                  /* mov    ax,0x1234 */
     0x66, 0xba, 0x10, 0x00,                  /* mov    dx,0x10 */
     0x66, 0xef,                              /* out    dx,ax */
-    0xe5, 0x11,                              /* in     eax,0x11 */
-    0xe7, 0x12,                              /* out    0x12,eax */
+    0xe5, 0x14,                              /* in     eax,0x14 */
+    0xe7, 0x18,                              /* out    0x18,eax */
     0xe6, 0x13,                              /* out    0x13,al */
     0xeb, 0xfe,                              /* jmp    0x10 */
 };
@@ -154,7 +156,7 @@ const size_t g_twovcpu_len = sizeof g_twovcpu;
 /* 16-bit real mode */
 const uint8_t g_pending[] = {
     0xe5, 0x10,                              /* in     ax,0x10 */
-    0xe7, 0x11,                              /* out    0x11,ax */
+    0xe7, 0x12,                              /* out    0x12,ax */
     0xf4,                                    /* hlt */
 };
 const size_t g_pending_len = sizeof g_pending;

@@ -20,7 +20,10 @@ static void record_state(void *opaque, bh_vm_state state)
     pthread_mutex_lock(&t->lock);
     if (t->state_count < TVM_MAX_STATES)
         t->states[t->state_count++] = state;
+    int delay = state == BH_VM_RUNNING ? t->running_report_delay_ms : 0;
     pthread_mutex_unlock(&t->lock);
+    if (delay)
+        tap_sleep_ms(delay); /* widens the window in which a vCPU could run before RUNNING is out */
 }
 
 bool tvm_create(test_vm *t, uint64_t memory, uint32_t vcpus, bool irqchip)
@@ -115,7 +118,7 @@ static bh_io_result done_handler(void *opaque, bh_io_access *access)
 {
     test_vm *t = opaque;
     if (access->is_write)
-        bh_vm_request_stop(t->vm, BH_EXIT_GUEST_REQUEST, "guest done");
+        bh_vm_request_stop(t->vm, BH_EXIT_GUEST_REQUEST, 0, "guest done");
     return BH_IO_DONE;
 }
 

@@ -20,6 +20,7 @@ typedef struct test_vm {
     int exit_count;
     bh_vm_state states[TVM_MAX_STATES];
     int state_count;
+    int running_report_delay_ms; /* the state callback sleeps this long after recording RUNNING */
 } test_vm;
 
 /* Opens /dev/kvm (or skips: returns false with the test marked skipped) and creates a VM. */

@@ -3,7 +3,7 @@
 
 #include <linux/kvm.h>
 
-#include "../devices/bus.h"
+#include "../kvm/bus.h"
 #include "helpers.h"
 #include "tests.h"
 
@@ -39,15 +39,23 @@ void test_bus_ranges(void)
     CHECK(strstr(e.message, "a reservation") != NULL);
 
     bh_bus_range r;
-    CHECK(bh_bus_lookup(&bus, 0x10, &r) && r.opaque == &a && r.base == 0x10);
-    CHECK(bh_bus_lookup(&bus, 0x1f, &r) && r.opaque == &a);
-    CHECK(!bh_bus_lookup(&bus, 0x20, &r));
-    CHECK(bh_bus_lookup(&bus, 0x10f, &r) && r.opaque == &b);
-    CHECK(bh_bus_lookup(&bus, 0x110, &r) && r.opaque == &c);
-    CHECK(!bh_bus_lookup(&bus, 0x120, &r));
-    CHECK(!bh_bus_lookup(&bus, 0x205, &r)); /* reserved: nobody handles it */
-    CHECK(bh_bus_lookup(&bus, UINT64_MAX, &r) && r.opaque == &a);
-    CHECK(!bh_bus_lookup(&bus, 0, &r));
+    CHECK(bh_bus_lookup(&bus, 0x10, 1, &r) && r.opaque == &a && r.base == 0x10);
+    CHECK(bh_bus_lookup(&bus, 0x1f, 1, &r) && r.opaque == &a);
+    CHECK(!bh_bus_lookup(&bus, 0x20, 1, &r));
+    CHECK(bh_bus_lookup(&bus, 0x10f, 1, &r) && r.opaque == &b);
+    CHECK(bh_bus_lookup(&bus, 0x110, 1, &r) && r.opaque == &c);
+    CHECK(!bh_bus_lookup(&bus, 0x120, 1, &r));
+    CHECK(!bh_bus_lookup(&bus, 0x205, 1, &r)); /* reserved: nobody handles it */
+    CHECK(bh_bus_lookup(&bus, UINT64_MAX, 1, &r) && r.opaque == &a);
+    CHECK(!bh_bus_lookup(&bus, 0, 1, &r));
+    /* The whole access must lie inside one range: the last byte counts, not only the first. */
+    CHECK(bh_bus_lookup(&bus, 0x1c, 4, &r) && r.opaque == &a);
+    CHECK(!bh_bus_lookup(&bus, 0x1d, 4, &r));  /* 0x1d..0x20 leaves [0x10, 0x20) */
+    CHECK(!bh_bus_lookup(&bus, 0x1f, 8, &r));
+    CHECK(!bh_bus_lookup(&bus, 0x10f, 2, &r)); /* straddles two adjacent ranges */
+    CHECK(!bh_bus_lookup(&bus, UINT64_MAX, 2, &r)); /* would wrap */
+    CHECK(bh_bus_lookup(&bus, UINT64_MAX - 1, 2, &r));
+    CHECK(!bh_bus_lookup(&bus, 0x10, 0, &r));
     for (size_t i = 1; i < bus.count; i++)
         CHECK(bus.ranges[i - 1].base + bus.ranges[i - 1].len <= bus.ranges[i].base);
     bh_bus_destroy(&bus);

@@ -138,7 +138,7 @@ void test_two_vcpus_separate_state(void)
     iolog_init(&log, 0);
     if (!tvm_create(&t, 2 * MIB, 2, false))
         return;
-    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x10, 2, iolog_handler, &log, &e));
+    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x10, 5, iolog_handler, &log, &e)); /* out 0x10/0x11, eax */
     REQUIRE_OK(gb_long_mode_tables(t.vm, &e));
     REQUIRE_OK(gb_load(t.vm, GB_CODE, g_twovcpu, g_twovcpu_len, &e));
     for (uint32_t v = 0; v < 2; v++) {
@@ -182,7 +182,7 @@ void test_two_vcpus_separate_state(void)
 
 /* ---- pending I/O ------------------------------------------------------------------------------ */
 
-/* Port 0x10 answers BH_IO_PENDING and records that it did; port 0x11 logs. */
+/* Port 0x10 answers BH_IO_PENDING and records that it did; port 0x12 logs. */
 typedef struct pending_dev {
     pthread_mutex_t lock;
     pthread_cond_t cond;
@@ -190,14 +190,16 @@ typedef struct pending_dev {
     test_vm *t;
     int completer_rc_wrong_size;
     int completer_rc;
+    int completer_rc_stale;
     int delay_ms;
+    uint64_t token; /* of the last pending access */
 } pending_dev;
 
 static bh_io_result pending_handler(void *opaque, bh_io_access *access)
 {
     pending_dev *d = opaque;
-    (void)access;
     pthread_mutex_lock(&d->lock);
+    d->token = access->token;
     d->pending_calls++;
     pthread_cond_broadcast(&d->cond);
     pthread_mutex_unlock(&d->lock);
@@ -225,8 +227,12 @@ static void *completer(void *arg)
     wait_pending_call(d);
     tap_sleep_ms(d->delay_ms);
     const uint8_t value[2] = {0x34, 0x12};
-    d->completer_rc_wrong_size = bh_vcpu_complete_io(d->t->vm, 0, value, 4, true, &e);
-    d->completer_rc = bh_vcpu_complete_io(d->t->vm, 0, value, 2, true, &e);
+    pthread_mutex_lock(&d->lock);
+    uint64_t token = d->token;
+    pthread_mutex_unlock(&d->lock);
+    d->completer_rc_wrong_size = bh_vcpu_complete_io(d->t->vm, 0, token, value, 4, true, &e);
+    d->completer_rc_stale = bh_vcpu_complete_io(d->t->vm, 0, token + 1, value, 2, true, &e);
+    d->completer_rc = bh_vcpu_complete_io(d->t->vm, 0, token, value, 2, true, &e);
     return NULL;
 }
 
@@ -240,8 +246,8 @@ static bool setup_pending_vm(test_vm *t, pending_dev *d, io_log *log)
     iolog_init(log, 0);
     if (!tvm_create(t, 2 * MIB, 1, false))
         return false;
-    if (bh_vm_register_pio(t->vm, 0x10, 1, pending_handler, d, &e) ||
-        bh_vm_register_pio(t->vm, 0x11, 1, iolog_handler, log, &e) ||
+    if (bh_vm_register_pio(t->vm, 0x10, 2, pending_handler, d, &e) ||
+        bh_vm_register_pio(t->vm, 0x12, 2, iolog_handler, log, &e) ||
         gb_load(t->vm, 0x1000, g_pending, g_pending_len, &e) || gb_real_mode(t->vm, 0, 0x1000, &e)) {
         tap_diag("setup: %s", e.message);
         tap_failures++;
@@ -250,7 +256,7 @@ static bool setup_pending_vm(test_vm *t, pending_dev *d, io_log *log)
     return true;
 }
 
-/* `in ax, 0x10` is answered 30 ms later by another thread; the guest echoes it to port 0x11. */
+/* `in ax, 0x10` is answered 30 ms later by another thread; the guest echoes it to port 0x12. */
 void test_io_pending_completed_from_other_thread(void)
 {
     test_vm t;
@@ -260,14 +266,15 @@ void test_io_pending_completed_from_other_thread(void)
     if (!setup_pending_vm(&t, &d, &log))
         return;
     uint8_t junk[2] = {0};
-    CHECK(bh_vcpu_complete_io(t.vm, 0, junk, 2, true, &e) == BH_E_STATE); /* nothing pending */
-    CHECK(bh_vcpu_complete_io(t.vm, 7, junk, 2, true, &e) == BH_E_INVALID_ARG);
+    CHECK(bh_vcpu_complete_io(t.vm, 0, 1, junk, 2, true, &e) == BH_E_STATE); /* nothing pending */
+    CHECK(bh_vcpu_complete_io(t.vm, 7, 1, junk, 2, true, &e) == BH_E_INVALID_ARG);
     d.delay_ms = 30;
     pthread_t th;
     REQUIRE(pthread_create(&th, NULL, completer, &d) == 0);
     REQUIRE_OK(bh_vm_start(t.vm, &e));
     pthread_join(th, NULL);
     CHECK(d.completer_rc_wrong_size == BH_E_INVALID_ARG);
+    CHECK(d.completer_rc_stale == BH_E_STATE); /* a token that is not the pending access's */
     CHECK(d.completer_rc == BH_OK);
     REQUIRE(tvm_wait_exits(&t, 1, 10));
     const bh_vcpu_exit *x = tvm_exit_of(&t, 0);
@@ -275,7 +282,7 @@ void test_io_pending_completed_from_other_thread(void)
     CHECK(x->reason == BH_EXIT_HLT);
     REQUIRE(log.count == 1);
     CHECK_EQ_U64(access_value(&log.entries[0]), 0x1234);
-    CHECK(bh_vcpu_complete_io(t.vm, 0, junk, 2, true, &e) == BH_E_STATE);
+    CHECK(bh_vcpu_complete_io(t.vm, 0, d.token, junk, 2, true, &e) == BH_E_STATE); /* late: done already */
     tvm_destroy(&t);
 }
 
@@ -300,7 +307,7 @@ void test_io_pending_stop_while_waiting(void)
     CHECK(x->reason == BH_EXIT_STOPPED);
     CHECK(log.count == 0);
     uint8_t v[2] = {0};
-    CHECK(bh_vcpu_complete_io(t.vm, 0, v, 2, true, &e) == BH_E_STATE);
+    CHECK(bh_vcpu_complete_io(t.vm, 0, d.token, v, 2, true, &e) == BH_E_STATE); /* abandoned by the stop */
     tvm_destroy(&t);
 }
 
@@ -321,7 +328,7 @@ void test_io_pending_pause_while_waiting(void)
     CHECK(tap_now() - start < 1.0);
     CHECK(bh_vm_get_state(t.vm) == BH_VM_PAUSED);
     const uint8_t value[2] = {0x78, 0x56};
-    REQUIRE_OK(bh_vcpu_complete_io(t.vm, 0, value, 2, true, &e));
+    REQUIRE_OK(bh_vcpu_complete_io(t.vm, 0, d.token, value, 2, true, &e));
     tap_sleep_ms(30);
     CHECK(log.count == 0); /* parked: the echo has not run */
     CHECK(t.exit_count == 0);
@@ -352,7 +359,7 @@ static bh_io_result misuse_handler(void *opaque, bh_io_access *access)
     m->regs_rc = bh_vcpu_get_regs(m->t->vm, 0, &r, &e); /* its own vCPU: allowed */
     m->rip = r.rip;
     m->other_regs_rc = bh_vcpu_get_regs(m->t->vm, 1, &r, &e); /* another, running: refused */
-    bh_vm_request_stop(m->t->vm, BH_EXIT_GUEST_REQUEST, "handler asked to stop");
+    bh_vm_request_stop(m->t->vm, BH_EXIT_GUEST_REQUEST, 0, "handler asked to stop");
     return BH_IO_DONE;
 }
 
@@ -410,7 +417,7 @@ void test_destroy_while_running(void)
     tvm_destroy(&t);
     if (!tvm_create(&t, 2 * MIB, 2, false))
         return;
-    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x10, 1, pending_handler, &d, &e));
+    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x10, 2, pending_handler, &d, &e));
     REQUIRE_OK(gb_load(t.vm, 0x1000, g_pending, g_pending_len, &e));
     REQUIRE_OK(gb_load(t.vm, 0x2000, g_spin16, g_spin16_len, &e));
     REQUIRE_OK(gb_real_mode(t.vm, 0, 0x1000, &e));
@@ -465,8 +472,8 @@ void test_kick_does_not_interrupt_handler(void)
     pthread_mutex_init(&d.lock, NULL);
     if (!tvm_create(&t, 2 * MIB, 1, false))
         return;
-    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x10, 2, sleepy_handler, &d, &e));
-    REQUIRE_OK(gb_load(t.vm, 0x1000, g_pending, g_pending_len, &e)); /* in 0x10; out 0x11; hlt */
+    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x10, 4, sleepy_handler, &d, &e));
+    REQUIRE_OK(gb_load(t.vm, 0x1000, g_pending, g_pending_len, &e)); /* in ax,0x10; out 0x12,ax; hlt */
     REQUIRE_OK(gb_real_mode(t.vm, 0, 0x1000, &e));
     REQUIRE_OK(bh_vm_start(t.vm, &e));
     for (int i = 0; i < 1000; i++) {
@@ -483,7 +490,7 @@ void test_kick_does_not_interrupt_handler(void)
     tap_diag("pause during a 100 ms handler returned after %.1f ms", paused_after * 1000);
     CHECK(paused_after > 0.05); /* it waited for the handler */
     REQUIRE_OK(bh_vm_resume(t.vm, &e));
-    tap_sleep_ms(20); /* the second handler call (out 0x11) is now sleeping */
+    tap_sleep_ms(20); /* the second handler call (out 0x12) is now sleeping */
     REQUIRE_OK(bh_vm_stop(t.vm, &e));
     CHECK(d.calls == 2);
     CHECK(d.eintr == 0);
@@ -497,6 +504,7 @@ typedef struct auto_completer {
     test_vm *t;
     int calls, completed;
     uint8_t values[8];
+    uint64_t token;
     bool hold, quit;
 } auto_completer;
 
@@ -506,6 +514,7 @@ static bh_io_result deferred_handler(void *opaque, bh_io_access *access)
     pthread_mutex_lock(&c->lock);
     if (c->calls < 8)
         c->values[c->calls] = access->data[0];
+    c->token = access->token;
     c->calls++;
     pthread_cond_broadcast(&c->cond);
     pthread_mutex_unlock(&c->lock);
@@ -523,8 +532,9 @@ static void *auto_complete(void *arg)
             continue;
         }
         c->completed++;
+        uint64_t token = c->token;
         pthread_mutex_unlock(&c->lock);
-        if (bh_vcpu_complete_io(c->t->vm, 0, NULL, 0, true, &e) != 0)
+        if (bh_vcpu_complete_io(c->t->vm, 0, token, NULL, 0, true, &e) != 0)
             tap_diag("auto_complete: %s", e.message);
         pthread_mutex_lock(&c->lock);
     }
@@ -564,7 +574,10 @@ void test_io_pending_string_io_held_during_pause(void)
         tap_sleep_ms(1);
     CHECK(completer_calls(&c) == 1);
     REQUIRE_OK(bh_vm_pause(t.vm, &e));
-    REQUIRE_OK(bh_vcpu_complete_io(t.vm, 0, NULL, 0, true, &e));
+    pthread_mutex_lock(&c.lock);
+    uint64_t first_token = c.token;
+    pthread_mutex_unlock(&c.lock);
+    REQUIRE_OK(bh_vcpu_complete_io(t.vm, 0, first_token, NULL, 0, true, &e));
     pthread_mutex_lock(&c.lock);
     c.completed = 1;
     pthread_mutex_unlock(&c.lock);

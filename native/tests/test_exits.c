@@ -104,7 +104,7 @@ static bh_io_result pending_then_fail(void *opaque, bh_io_access *access)
     bh_error e = {0};
     (void)access;
     /* Completing from the handler's own thread is allowed too: the access is armed before the call. */
-    bh_vcpu_complete_io(t->vm, access->vcpu, NULL, 0, false, &e);
+    bh_vcpu_complete_io(t->vm, access->vcpu, access->token, NULL, 0, false, &e);
     return BH_IO_PENDING;
 }
 
@@ -115,7 +115,7 @@ void test_io_completed_not_ok_stops_vm(void)
     bh_error e = {0};
     if (!tvm_create(&t, 2 * MIB, 1, false))
         return;
-    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x10, 1, pending_then_fail, &t, &e));
+    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x10, 2, pending_then_fail, &t, &e)); /* in ax, 0x10 */
     REQUIRE_OK(gb_load(t.vm, 0x1000, g_pending, g_pending_len, &e));
     REQUIRE_OK(gb_real_mode(t.vm, 0, 0x1000, &e));
     REQUIRE_OK(bh_vm_start(t.vm, &e));

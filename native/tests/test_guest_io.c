@@ -56,7 +56,7 @@ void test_real_mode_string_io(void)
         return;
     const uint8_t src[4] = {0xa1, 0xb2, 0xc3, 0xd4};
     REQUIRE_OK(bh_mem_write(t.vm, 0x500, src, sizeof src, &e));
-    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x20, 1, iolog_handler, &log, &e));
+    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x20, 2, iolog_handler, &log, &e)); /* `ins` of words */
     REQUIRE_OK(gb_load(t.vm, 0x1000, g_real_string, g_real_string_len, &e));
     REQUIRE_OK(gb_real_mode(t.vm, 0, 0x1000, &e));
     REQUIRE_OK(bh_vm_start(t.vm, &e));
@@ -81,7 +81,8 @@ void test_real_mode_string_io(void)
     tvm_destroy(&t);
 }
 
-/* 64-bit guest at `cpl`: 16-bit out, 32-bit in, 32-bit echo, then the done port. */
+/* 64-bit guest at `cpl`: 16-bit out (0x10), 32-bit in (0x14), 32-bit echo (0x18), then the done
+ * port. */
 static void long_mode_port_io(int cpl)
 {
     test_vm t;
@@ -91,7 +92,8 @@ static void long_mode_port_io(int cpl)
     if (!tvm_create(&t, 2 * MIB, 1, false))
         return;
     REQUIRE_OK(register_done_port(&t, &e));
-    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x10, 3, iolog_handler, &log, &e));
+    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x10, 2, iolog_handler, &log, &e));
+    REQUIRE_OK(bh_vm_register_pio(t.vm, 0x14, 8, iolog_handler, &log, &e));
     REQUIRE_OK(gb_long_mode_tables(t.vm, &e));
     REQUIRE_OK(gb_load(t.vm, GB_CODE, g_lm_io, g_lm_io_len, &e));
     REQUIRE_OK(gb_long_mode(t.vm, 0, GB_CODE, GB_STACK, cpl, &e));

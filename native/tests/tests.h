@@ -34,6 +34,11 @@
     X(kick_does_not_interrupt_handler)             \
     X(destroy_while_running)                       \
     X(irqfd_and_ioeventfd)                         \
+    X(bus_refuses_access_leaving_range)            \
+    X(resume_reports_running_before_vcpus_run)     \
+    X(devices_owned_by_the_vm)                     \
+    X(i8042_failed_create_frees_everything)        \
+    X(cpuid_built_once_per_vm)                     \
     X(partial_create_frees_everything)             \
     X(create_run_destroy_200_cycles_no_leaks)      \
     X(cycles_no_leaks_unsanitized_exact_maps)

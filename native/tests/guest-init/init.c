@@ -8,14 +8,18 @@
  *   BH-MEMTOTAL  MemTotal from /proc/meminfo, in KiB (the e820 map reached the kernel)
  *   BH-CLOCKSOURCE  the kernel's current clocksource (kvm-clock when the KVM leaves are right)
  *   BH-ECHO      with `bhecho=1`: one line read from the console (serial input reached the guest)
- * then ends the way `bhaction=` says: poweroff (default), reboot, or panic (init exits, so the
- * kernel panics with "Attempted to kill init").
+ * then ends the way `bhaction=` says: poweroff (default: through bulkhead's power device when there
+ * is one, else reboot(2)), reboot (the kernel's own, reboot(2)), or panic (init exits, so the kernel
+ * panics with "Attempted to kill init").
  */
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
+#include <termios.h>
 #include <unistd.h>
+
+#include "bh_power.h"
 
 static char cmdline[4096];
 
@@ -91,6 +95,7 @@ int main(void)
 {
     mount("proc", "/proc", "proc", 0, NULL);
     mount("sysfs", "/sys", "sysfs", 0, NULL);
+    mount("devtmpfs", "/dev", "devtmpfs", 0, NULL); /* /dev/mem, for the power device */
     read_cmdline();
     printf("BH-INIT: hello from the guest\n");
     printf("BH-NPROC: %ld\n", sysconf(_SC_NPROCESSORS_ONLN));
@@ -111,7 +116,9 @@ int main(void)
         return 1;
     if (strcmp(value, "reboot") == 0)
         reboot(RB_AUTOBOOT);
-    reboot(RB_POWER_OFF);
+    tcdrain(STDOUT_FILENO); /* the power device ends the VM at once: let the UART send what is queued */
+    bh_guest_power(BH_GUEST_POWER_OFF);
+    reboot(RB_POWER_OFF); /* no power device: Linux without ACPI halts, which a VMM may detect */
     for (;;)
         pause();
 }
