@@ -66,7 +66,7 @@ static void kbc_output(bh_i8042 *k, uint8_t byte)
 static void kbc_reset(bh_i8042 *k)
 {
     k->resets++;
-    bh_vm_request_stop(k->vm, BH_EXIT_GUEST_REQUEST, "reset");
+    bh_vm_request_stop(k->vm, BH_EXIT_GUEST_REQUEST, BH_GUEST_REQUEST_RESET_LINE, "reset");
 }
 
 static void kbc_command(bh_i8042 *k, uint8_t cmd)
@@ -133,6 +133,15 @@ static bh_io_result kbc_io(void *opaque, bh_io_access *a)
     return BH_IO_DONE;
 }
 
+static void i8042_destroy(void *opaque)
+{
+    bh_i8042 *k = opaque;
+    pthread_mutex_destroy(&k->lock);
+    free(k);
+}
+
+static const bh_device_ops i8042_ops = {.name = "i8042", .destroy = i8042_destroy};
+
 int bh_i8042_create(bh_vm *vm, bh_i8042 **out, bh_error *err)
 {
     bh_i8042 *k = calloc(1, sizeof *k);
@@ -147,24 +156,20 @@ int bh_i8042_create(bh_vm *vm, bh_i8042 **out, bh_error *err)
     k->ctr = CTR_KBDINT | CTR_SYSFLAG | CTR_XLATE;
     k->status = STR_SYSFLAG;
     pthread_mutex_init(&k->lock, NULL);
-    int rc = bh_vm_register_pio(vm, I8042_DATA_PORT, 1, kbc_io, k, err);
-    if (!rc)
-        rc = bh_vm_register_pio(vm, I8042_CMD_PORT, 1, kbc_io, k, err);
+    /* The VM owns it before any port is registered: if the second registration fails, the first
+     * range still points at it, and the VM frees it only after its threads are gone. */
+    int rc = bh_vm_attach_device(vm, &i8042_ops, k, err);
     if (rc) {
-        /* A registered range cannot be removed: keep the device alive with the VM (leaked only
-         * on this error path, and only if the first port was registered). */
+        i8042_destroy(k);
         return rc;
     }
+    rc = bh_vm_register_pio(vm, I8042_DATA_PORT, 1, kbc_io, k, err);
+    if (!rc)
+        rc = bh_vm_register_pio(vm, I8042_CMD_PORT, 1, kbc_io, k, err);
+    if (rc)
+        return rc;
     *out = k;
     return 0;
-}
-
-void bh_i8042_destroy(bh_i8042 *k)
-{
-    if (!k)
-        return;
-    pthread_mutex_destroy(&k->lock);
-    free(k);
 }
 
 unsigned bh_i8042_resets(const bh_i8042 *k)

@@ -216,6 +216,16 @@ static bh_io_result uart_io(void *opaque, bh_io_access *a)
     return BH_IO_DONE;
 }
 
+static void serial_destroy(void *opaque)
+{
+    bh_serial *s = opaque;
+    pthread_mutex_destroy(&s->lock);
+    free(s->ring);
+    free(s);
+}
+
+static const bh_device_ops serial_ops = {.name = "16550 UART", .destroy = serial_destroy};
+
 int bh_serial_create(bh_vm *vm, const bh_serial_config *config, bh_serial **out, bh_error *err)
 {
     bh_serial *s = calloc(1, sizeof *s);
@@ -237,22 +247,17 @@ int bh_serial_create(bh_vm *vm, const bh_serial_config *config, bh_serial **out,
     s->lcr = 0x03; /* 8N1 */
     s->dll = 0x0c; /* 9600 baud, as a BIOS leaves it */
     pthread_mutex_init(&s->lock, NULL);
-    int rc = bh_vm_register_pio(vm, config->port, 8, uart_io, s, err);
+    /* Owned by the VM from here on, so it is freed even if the registration below fails. */
+    int rc = bh_vm_attach_device(vm, &serial_ops, s, err);
     if (rc) {
-        bh_serial_destroy(s);
+        serial_destroy(s);
         return rc;
     }
+    rc = bh_vm_register_pio(vm, config->port, 8, uart_io, s, err);
+    if (rc)
+        return rc;
     *out = s;
     return 0;
-}
-
-void bh_serial_destroy(bh_serial *s)
-{
-    if (!s)
-        return;
-    pthread_mutex_destroy(&s->lock);
-    free(s->ring);
-    free(s);
 }
 
 size_t bh_serial_input(bh_serial *s, const uint8_t *data, size_t len)
