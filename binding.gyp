@@ -4,7 +4,7 @@
       "target_name": "bulkhead",
       "sources": [
         "<!@(node -p \"require('fs').readdirSync('native/binding').filter(f => f.endsWith('.cc')).map(f => 'native/binding/' + f).join(' ')\")",
-        "<!@(node -p \"['kvm', 'devices', 'boot', 'xen'].flatMap(d => { try { return require('fs').readdirSync('native/' + d).filter(f => f.endsWith('.c')).map(f => 'native/' + d + '/' + f) } catch { return [] } }).join(' ')\")"
+        "<!@(node -p \"['kvm', 'devices', 'devices/virtio', 'boot', 'machine', 'xen'].flatMap(d => { try { return require('fs').readdirSync('native/' + d).filter(f => f.endsWith('.c')).map(f => 'native/' + d + '/' + f) } catch { return [] } }).join(' ')\")"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -28,6 +28,39 @@ Napi::Error MakeCoreError(Napi::Env env, const char *op, const bh_error &err) {
     return error;
 }
 
+bool CanCallJs(napi_env env) {
+    napi_value obj = nullptr, value = nullptr;
+    // Setting a property is refused (napi_pending_exception without an exception) once JavaScript may not run.
+    return napi_create_object(env, &obj) == napi_ok && napi_get_boolean(env, true, &value) == napi_ok &&
+           napi_set_named_property(env, obj, "probe", value) == napi_ok;
+}
+
+napi_value QuietBoolean(napi_env env, bool value) {
+    napi_value v = nullptr;
+    return napi_get_boolean(env, value, &v) == napi_ok ? v : nullptr;
+}
+
+napi_value QuietUndefined(napi_env env) {
+    napi_value v = nullptr;
+    return napi_get_undefined(env, &v) == napi_ok ? v : nullptr;
+}
+
+static void QuietSet(napi_env env, napi_value obj, const char *key, napi_value v) {
+    if (v) napi_set_named_property(env, obj, key, v);
+}
+
+napi_value QuietCoreError(napi_env env, const char *op, const bh_error &err) {
+    std::string message = std::string(op) + ": " + (err.message[0] ? err.message : StatusName(err.code));
+    napi_value msg = nullptr, error = nullptr, v = nullptr;
+    if (napi_create_string_utf8(env, message.c_str(), message.size(), &msg) != napi_ok ||
+        napi_create_error(env, nullptr, msg, &error) != napi_ok)
+        return nullptr;
+    if (napi_create_string_utf8(env, StatusName(err.code), NAPI_AUTO_LENGTH, &v) == napi_ok) QuietSet(env, error, "bhStatus", v);
+    if (napi_create_int32(env, err.sys_errno, &v) == napi_ok) QuietSet(env, error, "errno", v);
+    if (napi_create_string_utf8(env, err.message, NAPI_AUTO_LENGTH, &v) == napi_ok) QuietSet(env, error, "coreMessage", v);
+    return error;
+}
+
 Napi::Value ThrowCoreError(Napi::Env env, const char *op, const bh_error &err) {
     MakeCoreError(env, op, err).ThrowAsJavaScriptException();
     return env.Undefined();

@@ -34,3 +34,46 @@ Napi::Object SregsToJs(Napi::Env env, const bh_sregs &sregs);
 bool SregsFromJs(const Napi::Object &obj, bh_sregs *sregs, const char **bad_field);
 
 }  // namespace bulkhead
+
+namespace bulkhead {
+
+// A promise settled from an AsyncWorker's OnOK. Unlike Napi::Promise::Deferred it never throws: a worker can finish
+// while Node tears the environment down (process.exit with a stop or halt check in flight), when no JavaScript may
+// run and a throwing settle is a fatal error. Then the promise is simply left unsettled.
+class QuietDeferred {
+  public:
+    explicit QuietDeferred(Napi::Env env) : env_(env) { napi_create_promise(env, &deferred_, &promise_); }
+    Napi::Promise Promise() const { return Napi::Promise(env_, promise_); }
+    void Resolve(napi_value value) { Settle(true, value); }
+    void Reject(napi_value value) { Settle(false, value); }
+
+  private:
+    void Settle(bool ok, napi_value value) {
+        if (!deferred_) return;
+        napi_deferred d = deferred_;
+        deferred_ = nullptr;
+        if (ok)
+            napi_resolve_deferred(env_, d, value);
+        else
+            napi_reject_deferred(env_, d, value);
+        bool pending = false;
+        if (napi_is_exception_pending(env_, &pending) == napi_ok && pending) {
+            napi_value ignored;
+            napi_get_and_clear_last_exception(env_, &ignored);
+        }
+    }
+    napi_env env_;
+    napi_deferred deferred_ = nullptr;
+    napi_value promise_ = nullptr;
+};
+
+// False while Node tears the environment down: JavaScript may not run then, and node-addon-api's wrappers turn the
+// refusal into a fatal error. Callbacks that arrive from native threads check this first.
+bool CanCallJs(napi_env env);
+
+// Values for QuietDeferred that never throw either (nullptr when the environment is going away).
+napi_value QuietBoolean(napi_env env, bool value);
+napi_value QuietUndefined(napi_env env);
+napi_value QuietCoreError(napi_env env, const char *op, const bh_error &err);
+
+}  // namespace bulkhead

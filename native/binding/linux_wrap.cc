@@ -19,7 +19,8 @@ static const size_t kMaxPendingOutput = 1 << 20;
 // message per batch is queued, so a chatty guest costs one JavaScript call per batch, not per byte.
 struct SerialDev {
     VmCore *core = nullptr;
-    bh_serial *dev = nullptr;
+    bh_serial *dev = nullptr;        // owned by the VM; nullptr once it was destroyed
+    std::string last_output;         // the ring's contents, kept when the VM was destroyed
     Napi::FunctionReference on_output; // empty: nobody listens (the ring still keeps the output)
     std::mutex lock;
     std::string pending;
@@ -27,16 +28,28 @@ struct SerialDev {
     bool posted = false;
 };
 
-// Every device of one VM. Freed with the VmCore, i.e. after bh_vm_destroy (see VmExtension).
+// Every device of one VM. The core frees the devices with the VM; what JavaScript may still read afterwards (recent
+// output, counters) is copied here first (see VmExtension).
+static const size_t kKeptOutput = 1 << 20;
+
 struct LinuxDevices : VmExtension {
     std::vector<std::unique_ptr<SerialDev>> serials;
     std::vector<bh_i8042 *> kbcs;
+    std::vector<unsigned> kbc_resets;          // valid once the VM is gone
     std::vector<bh_debug_exit *> debug_exits;
+    std::vector<int> debug_exit_values;        // valid once the VM is gone
+    bool vm_gone = false;
 
-    ~LinuxDevices() override {
-        for (auto &s : serials) bh_serial_destroy(s->dev);
-        for (bh_i8042 *k : kbcs) bh_i8042_destroy(k);
-        for (bh_debug_exit *d : debug_exits) bh_debug_exit_destroy(d);
+    void BeforeVmDestroy() override {
+        for (auto &s : serials) {
+            std::vector<uint8_t> buf(kKeptOutput);
+            size_t n = bh_serial_recent_output(s->dev, buf.data(), buf.size());
+            s->last_output.assign(reinterpret_cast<const char *>(buf.data()), n);
+            s->dev = nullptr;
+        }
+        for (bh_i8042 *k : kbcs) kbc_resets.push_back(bh_i8042_resets(k));
+        for (bh_debug_exit *d : debug_exits) debug_exit_values.push_back(bh_debug_exit_value(d));
+        vm_gone = true;
     }
 };
 
@@ -155,7 +168,7 @@ static Napi::Value KernelImageCheck(const Napi::CallbackInfo &info) {
 class HaltCheckWorker : public Napi::AsyncWorker {
   public:
     HaltCheckWorker(Napi::Env env, VmCore *core)
-        : Napi::AsyncWorker(env, "bulkhead:halt-check"), core_(core), deferred_(Napi::Promise::Deferred::New(env)) {
+        : Napi::AsyncWorker(env, "bulkhead:halt-check"), core_(core), deferred_(env) {
         CoreAcquire(core_);
     }
     ~HaltCheckWorker() override { CoreRelease(core_); }
@@ -171,21 +184,22 @@ class HaltCheckWorker : public Napi::AsyncWorker {
         if (rc_ == BH_E_STATE) rc_ = 0; // it stopped on its own while we looked
         if (rc_ < 0 || !halted) return;
         halted_ = true;
-        bh_vm_request_stop(vm, BH_EXIT_GUEST_REQUEST, "power-off: every vCPU halted with interrupts off");
+        bh_vm_request_stop(vm, BH_EXIT_GUEST_REQUEST, BH_GUEST_REQUEST_POWER_OFF,
+                           "power-off: every vCPU halted with interrupts off");
         rc_ = bh_vm_stop(vm, &err_);
     }
 
     void OnOK() override {
         Napi::Env env = Env();
         if (rc_ < 0)
-            deferred_.Reject(MakeCoreError(env, "check for a halted guest", err_).Value());
+            deferred_.Reject(QuietCoreError(env, "check for a halted guest", err_));
         else
-            deferred_.Resolve(Napi::Boolean::New(env, halted_));
+            deferred_.Resolve(QuietBoolean(env, halted_));
     }
 
   private:
     VmCore *core_;
-    Napi::Promise::Deferred deferred_;
+    QuietDeferred deferred_;
     int rc_ = 0;
     bool halted_ = false;
     bh_error err_{};
@@ -299,6 +313,11 @@ static Napi::Value SerialRecentOutput(const Napi::CallbackInfo &info) {
     if (!s) return env.Undefined();
     uint32_t max;
     if (info.Length() < 3 || !ToU32(info[2], &max)) return ThrowTypeError(env, "linux.serialRecentOutput: max must be a uint32");
+    if (!s->dev) { // the VM is gone: the copy taken before it was destroyed
+        size_t n = s->last_output.size() < max ? s->last_output.size() : max;
+        return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t *>(s->last_output.data()) +
+                                                   (s->last_output.size() - n), n);
+    }
     std::vector<uint8_t> buf(max);
     size_t n = bh_serial_recent_output(s->dev, buf.data(), max);
     return Napi::Buffer<uint8_t>::Copy(env, buf.data(), n);
@@ -327,6 +346,7 @@ static Napi::Value I8042Resets(const Napi::CallbackInfo &info) {
     LinuxDevices *devs = Devices(core);
     if (info.Length() < 2 || !ToU32(info[1], &id) || id >= devs->kbcs.size())
         return ThrowTypeError(env, "linux.i8042Resets: no such i8042");
+    if (devs->vm_gone) return Napi::Number::New(env, devs->kbc_resets[id]);
     return Napi::Number::New(env, bh_i8042_resets(devs->kbcs[id]));
 }
 
@@ -354,6 +374,7 @@ static Napi::Value DebugExitValue(const Napi::CallbackInfo &info) {
     LinuxDevices *devs = Devices(core);
     if (info.Length() < 2 || !ToU32(info[1], &id) || id >= devs->debug_exits.size())
         return ThrowTypeError(env, "linux.debugExitValue: no such debug-exit port");
+    if (devs->vm_gone) return Napi::Number::New(env, devs->debug_exit_values[id]);
     return Napi::Number::New(env, bh_debug_exit_value(devs->debug_exits[id]));
 }
 

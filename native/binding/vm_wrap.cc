@@ -13,10 +13,19 @@ namespace bulkhead {
 
 void CoreAcquire(VmCore *core) { core->holders.fetch_add(1); }
 
+// Stops the VM (so no device is in use), lets the extension copy what JavaScript may read later, then destroys
+// the VM and the devices it owns.
+static void DestroyVmAndDevices(VmCore *core) {
+    if (!core->vm) return;
+    bh_vm_stop(core->vm, nullptr);
+    if (core->extension) core->extension->BeforeVmDestroy();
+    bh_vm_destroy(core->vm);
+    core->vm = nullptr;
+}
+
 void CoreRelease(VmCore *core) {
     if (core->holders.fetch_sub(1) != 1) return;
-    if (core->vm) bh_vm_destroy(core->vm);
-    core->vm = nullptr;
+    DestroyVmAndDevices(core);
     if (core->kvm) KvmRefRelease(core->kvm);
     delete core; // and its extension's devices, now that the VM is gone
 }
@@ -25,8 +34,7 @@ void CoreRelease(VmCore *core) {
 static void CoreDestroyVm(VmCore *core) {
     core->closing.store(true);
     std::lock_guard<std::mutex> lock(core->ops);
-    if (core->vm) bh_vm_destroy(core->vm);
-    core->vm = nullptr;
+    DestroyVmAndDevices(core);
 }
 
 // JavaScript thread only.
@@ -88,10 +96,8 @@ static bh_io_result IoTrampoline(void *opaque, bh_io_access *access) {
     message->kind = MessageKind::Io;
     message->handler_id = slot->handler_id;
     message->access = *access;
-    message->seq = ++core->io_counter[access->vcpu];
-    core->pending_seq[access->vcpu].store(message->seq);
+    message->seq = access->token; // the core refuses a completion that does not name the pending access
     if (core->tsfn.NonBlockingCall(message) != napi_ok) {
-        core->pending_seq[access->vcpu].store(0);
         delete message;
         return BH_IO_ERROR;
     }
@@ -109,7 +115,7 @@ static Napi::BigInt LittleEndianBigInt(Napi::Env env, const uint8_t *bytes, uint
 
 void CallJs(Napi::Env env, Napi::Function callback, VmCore *core, Message *message) {
     std::unique_ptr<Message> owned(message);
-    if (env == nullptr || callback == nullptr) return;
+    if (env == nullptr || callback == nullptr || !CanCallJs(env)) return;
     switch (message->kind) {
     case MessageKind::Exit: {
         const bh_vcpu_exit &e = message->exit;
@@ -178,7 +184,7 @@ enum class VmOp { Stop, Pause, Destroy };
 class VmOpWorker : public Napi::AsyncWorker {
   public:
     VmOpWorker(Napi::Env env, VmCore *core, VmOp op)
-        : Napi::AsyncWorker(env, "bulkhead:vm"), core_(core), op_(op), deferred_(Napi::Promise::Deferred::New(env)) {
+        : Napi::AsyncWorker(env, "bulkhead:vm"), core_(core), op_(op), deferred_(env) {
         CoreAcquire(core_);
     }
     ~VmOpWorker() override { CoreRelease(core_); }
@@ -203,15 +209,15 @@ class VmOpWorker : public Napi::AsyncWorker {
         Napi::Env env = Env();
         if (op_ == VmOp::Destroy) CoreReleaseTsfn(core_);
         if (rc_ < 0)
-            deferred_.Reject(MakeCoreError(env, op_ == VmOp::Stop ? "stop" : "pause", err_).Value());
+            deferred_.Reject(QuietCoreError(env, op_ == VmOp::Stop ? "stop" : "pause", err_));
         else
-            deferred_.Resolve(env.Undefined());
+            deferred_.Resolve(QuietUndefined(env));
     }
 
   private:
     VmCore *core_;
     VmOp op_;
-    Napi::Promise::Deferred deferred_;
+    QuietDeferred deferred_;
     int rc_ = 0;
     bh_error err_{};
 };
@@ -280,12 +286,6 @@ VmWrap::VmWrap(const Napi::CallbackInfo &info) : ObjectWrap<VmWrap>(info) {
 
     VmCore *core = new VmCore();
     core->vcpus = cfg.vcpus;
-    core->pending_seq.reset(new std::atomic<uint64_t>[cfg.vcpus]);
-    core->io_counter.reset(new uint64_t[cfg.vcpus]);
-    for (uint32_t i = 0; i < cfg.vcpus; i++) {
-        core->pending_seq[i].store(0);
-        core->io_counter[i] = 0;
-    }
     core->kvm = kvm->ref();
     KvmRefAcquire(core->kvm);
     core->holders.store(2); // this object + the ThreadSafeFunction
@@ -504,13 +504,10 @@ Napi::Value VmWrap::CompleteIo(const Napi::CallbackInfo &info) {
         return ThrowTypeError(env, "completeIo: expected (vcpu, seq, ok, value, size)");
     bool ok = info[2].ToBoolean().Value();
     if (ok && !ToU64(info[3], &value)) return ThrowTypeError(env, "completeIo: value must be a uint64");
-    uint64_t expected = seq;
-    if (seq == 0 || !core_->pending_seq[vcpu].compare_exchange_strong(expected, 0))
-        return Napi::Boolean::New(env, false);
     uint8_t bytes[8];
     for (int i = 0; i < 8; i++) bytes[i] = static_cast<uint8_t>(value >> (8 * i));
     bh_error err{};
-    int rc = bh_vcpu_complete_io(core_->vm, vcpu, bytes, static_cast<uint8_t>(size), ok, &err);
+    int rc = bh_vcpu_complete_io(core_->vm, vcpu, seq, bytes, static_cast<uint8_t>(size), ok, &err);
     return Napi::Boolean::New(env, rc == 0);
 }
 
@@ -571,6 +568,7 @@ Napi::Value VmWrap::Stats(const Napi::CallbackInfo &info) {
     obj.Set("mmioExits", Napi::Number::New(env, static_cast<double>(s.mmio_exits)));
     obj.Set("unhandledPio", Napi::Number::New(env, static_cast<double>(s.unhandled_pio)));
     obj.Set("unhandledMmio", Napi::Number::New(env, static_cast<double>(s.unhandled_mmio)));
+    obj.Set("pauses", Napi::Number::New(env, static_cast<double>(s.pauses)));
     return obj;
 }
 

@@ -46,10 +46,12 @@ struct IoSlot {
     uint32_t handler_id;
 };
 
-// Device models other parts of the binding attach to a VM (linux_wrap.cc). Deleted with the VmCore, i.e. after
-// bh_vm_destroy: a registered port range cannot be removed, so devices must outlive their VM (bulkhead.h).
+// Device models other parts of the binding attach to a VM (linux_wrap.cc). The core owns the devices themselves
+// and frees them in bh_vm_destroy (bulkhead.h, "Devices the VM owns"); an extension keeps only what JavaScript may
+// still read afterwards, copied in BeforeVmDestroy (called right before bh_vm_destroy, with no vCPU running).
 struct VmExtension {
     virtual ~VmExtension() = default;
+    virtual void BeforeVmDestroy() {}
 };
 
 // Shared between the JavaScript object, the vCPU threads and the workers. Freed by the ThreadSafeFunction's
@@ -64,11 +66,6 @@ struct VmCore {
     std::atomic<int> holders{0};      // see CoreAcquire/CoreRelease in vm_wrap.cc
     std::mutex ops;                   // serializes stop/pause/destroy on the thread pool
     std::vector<std::unique_ptr<IoSlot>> slots;
-    // Per vCPU: the sequence number of its pending JavaScript I/O access (0: none), and the counter it
-    // is drawn from. A completion is applied only if it carries the pending number, so late or repeated
-    // completions (after a stop, after a handler error) are dropped.
-    std::unique_ptr<std::atomic<uint64_t>[]> pending_seq;
-    std::unique_ptr<uint64_t[]> io_counter;
     std::unique_ptr<VmExtension> extension; // see VmExtension
 };
 

@@ -6,9 +6,10 @@
  *   r.reason   // 'power-off' | 'reset' | 'shutdown' | 'crash' | 'timeout' | ...
  *
  * A kernel panic on the console is a 'crash' (whatever the VM does next: panic=-1 reboots it), with the last
- * console lines in consoleTail. The VM is destroyed before the promise settles.
+ * console lines in consoleTail. The VM is destroyed before the promise settles; an aborted `signal`
+ * stops and destroys it too, and rejects with AbortedError.
  */
-import { InvalidConfigError } from '../errors';
+import { AbortedError, InvalidConfigError } from '../errors';
 import type { VmExit } from './exits';
 import { createVm, type Kvm } from './hypervisor';
 import { loadLinux, type LinuxBootInfo, type LinuxEntry } from './linux';
@@ -46,6 +47,8 @@ export interface BootLinuxOptions {
   panicGraceMs?: number;
   /** How many console lines consoleTail keeps (default 20). */
   tailLines?: number;
+  /** Aborting stops and destroys the VM; bootLinux then rejects with AbortedError. */
+  signal?: AbortSignal;
 }
 
 export type BootLinuxReason = GuestEndReason | 'timeout';
@@ -67,7 +70,7 @@ export interface BootLinuxResult {
 
 const KNOWN_FIELDS = [
   'kernel', 'initrd', 'cmdline', 'entry', 'memoryMiB', 'vcpus', 'timeoutMs', 'onConsole', 'onStart', 'kvm',
-  'haltCheckMs', 'panicGraceMs', 'tailLines',
+  'haltCheckMs', 'panicGraceMs', 'tailLines', 'signal',
 ] as const;
 const TAIL_BYTES = 8192;
 
@@ -115,6 +118,9 @@ function validate(options: BootLinuxOptions): void {
   if (options.tailLines !== undefined && !isIntegerIn(options.tailLines, 1, 10_000)) {
     throw new InvalidConfigError('tailLines', options.tailLines, 'an integer 1 .. 10000');
   }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new InvalidConfigError('signal', options.signal, 'an AbortSignal');
+  }
   for (const f of ['onConsole', 'onStart'] as const) {
     if (options[f] !== undefined && typeof options[f] !== 'function') throw new InvalidConfigError(f, options[f], 'a function');
   }
@@ -123,12 +129,14 @@ function validate(options: BootLinuxOptions): void {
 /** Boots a Linux kernel in a new VM and resolves with how it ended. See BootLinuxOptions. */
 export async function bootLinux(options: BootLinuxOptions): Promise<BootLinuxResult> {
   validate(options);
+  const { signal } = options;
+  if (signal?.aborted) throw new AbortedError('booting Linux', { cause: signal.reason });
   const config = { memoryMiB: options.memoryMiB ?? 256, vcpus: options.vcpus ?? 1, irqchip: true };
   const vm = options.kvm ? options.kvm.createVm(config) : createVm(config);
   try {
     const panic = new PanicDetector();
     let panicAt: number | undefined;
-    let ended: 'timeout' | 'panic' | undefined;
+    let ended: 'timeout' | 'panic' | 'aborted' | undefined;
     let wake: () => void = () => undefined;
     const console = addSerialConsole(vm, {
       ringBytes: 64 * 1024,
@@ -154,6 +162,7 @@ export async function bootLinux(options: BootLinuxOptions): Promise<BootLinuxRes
 
     // Wait for the VM to end, a timeout, or the end of a panic's grace period, whichever comes first.
     const timers: NodeJS.Timeout[] = [];
+    let onAbort = (): void => undefined;
     await new Promise<void>((resolve) => {
       wake = () => {
         if (panicAt === undefined) return;
@@ -174,11 +183,19 @@ export async function bootLinux(options: BootLinuxOptions): Promise<BootLinuxRes
         );
       }
       void vm.waitForStop().then(() => resolve());
+      onAbort = () => {
+        ended ??= 'aborted';
+        resolve();
+      };
+      if (signal?.aborted) onAbort();
+      else signal?.addEventListener('abort', onAbort, { once: true });
     });
     for (const t of timers) clearTimeout(t);
+    signal?.removeEventListener('abort', onAbort);
     power.cancel();
     if (vm.state !== 'stopped') await vm.stop();
     const durationMs = Date.now() - started;
+    if (ended === 'aborted') throw new AbortedError(`booting Linux (after ${durationMs} ms)`, { cause: signal?.reason });
 
     const consoleTail = lastLines(console.recentText(TAIL_BYTES), options.tailLines ?? 20);
     const exits = [...vm.exits];

@@ -11,7 +11,8 @@ export type ExitReason =
   | 'unknown'
   | 'run-failed'
   | 'stopped'
-  | 'guest-request';
+  | 'guest-request'
+  | 'device-failure';
 
 /** bh_exit_reason values (native/include/bulkhead.h) by name. */
 const REASONS: Record<number, ExitReason> = {
@@ -25,7 +26,17 @@ const REASONS: Record<number, ExitReason> = {
   8: 'run-failed',
   9: 'stopped',
   10: 'guest-request',
+  11: 'device-failure',
 };
+
+/** detail[0] of a 'guest-request' exit (bh_guest_request in bulkhead.h): what the guest asked for. */
+export const GUEST_REQUEST = {
+  other: 0n,
+  powerOff: 1n,
+  reboot: 2n,
+  resetLine: 3n,
+  debugExit: 4n,
+} as const;
 
 export interface VmExit {
   vcpu: number;
@@ -33,7 +44,7 @@ export interface VmExit {
   reason: ExitReason;
   /** The raw KVM_EXIT_* of the last exit (0 if none). */
   kvmExitReason: number;
-  /** Reason-specific values: see bh_exit_reason in bulkhead.h. */
+  /** Reason-specific values: see bh_exit_reason in bulkhead.h ('guest-request': details[0] is a GUEST_REQUEST code). */
   details: bigint[];
   /** errno for 'run-failed', else 0. */
   errno: number;

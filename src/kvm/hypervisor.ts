@@ -58,6 +58,12 @@ export class Kvm {
     return new Vm(this.#addon, this.#native, validated);
   }
 
+  /** @internal The addon and the native handle, for the other primitives built on this one (machine.ts). */
+  nativeParts(operation: string): { addon: NativeAddon; native: NativeKvm } {
+    if (this.#closed) throw new KvmUnavailableError('open-failed', `cannot ${operation}: this hypervisor handle has been closed`);
+    return { addon: this.#addon, native: this.#native };
+  }
+
   /** Closes this handle. VMs already created keep working; /dev/kvm is closed after the last is destroyed. */
   close(): void {
     if (this.#closed) return;
@@ -102,8 +108,13 @@ export function openHypervisor(options: OpenHypervisorOptions = {}): Kvm {
 
 let shared: Kvm | undefined;
 
+/** The process-wide /dev/kvm handle createVm() and createMachine() use (opened on first use). */
+export function sharedHypervisor(): Kvm {
+  shared ??= openHypervisor();
+  return shared;
+}
+
 /** Creates a VM on a process-wide /dev/kvm handle (opened on first use). */
 export function createVm(config: VmConfig): Vm {
-  shared ??= openHypervisor();
-  return shared.createVm(config);
+  return sharedHypervisor().createVm(config);
 }

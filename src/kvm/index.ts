@@ -9,7 +9,7 @@
  *   vm.start();
  *   await vm.waitForStop(1000);
  */
-export { Kvm, openHypervisor, createVm, MAX_VCPUS_PER_VM } from './hypervisor';
+export { Kvm, openHypervisor, createVm, sharedHypervisor, MAX_VCPUS_PER_VM } from './hypervisor';
 export type { KvmCapability, OpenHypervisorOptions } from './hypervisor';
 export { Vm } from './vm';
 export type { VmState, VmEvents, VmStats, IoeventfdOptions } from './vm';
@@ -29,6 +29,7 @@ export { GuestMemory } from './memory';
 export type { MemoryRegion } from './memory';
 export type { IoAccess, IoHandler, IoValue } from './io';
 export type { VmExit, ExitReason } from './exits';
+export { GUEST_REQUEST } from './exits';
 export { Irqfd, Ioeventfd } from './irq';
 export { GuestMemoryOutOfRangeError } from './errors';
 // Linux boot and legacy devices. These modules also add vm.loadLinux(), vm.addSerialConsole(), vm.addI8042(),
@@ -41,3 +42,18 @@ export { I8042, DebugExit, watchPowerOff, classifyEnd } from './power';
 export type { PowerOffWatch, GuestEndReason } from './power';
 export { bootLinux, lastLines, PANIC_MARKER, DEFAULT_LINUX_CMDLINE } from './boot-linux';
 export type { BootLinuxOptions, BootLinuxResult, BootLinuxReason } from './boot-linux';
+// The machine builder: a Linux guest with its disks, console, rng, vsock and power device in one call.
+export { Machine, createMachine } from './machine';
+export type {
+  MachineSpec,
+  MachineDisk,
+  MachineVsock,
+  MachineExit,
+  MachineEndKind,
+  MachineEvents,
+  MachineStats,
+  MachineDeviceStats,
+  MachineBootMarker,
+  MachineDeviceBroken,
+  MachineState,
+} from './machine';

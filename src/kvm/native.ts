@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { packageRoot } from '../util/package-root';
 import { BulkheadError } from '../errors';
 
 export interface NativeCapability {
@@ -109,6 +110,8 @@ export interface NativeStats {
   mmioExits: number;
   unhandledPio: number;
   unhandledMmio: number;
+  /** Successful pauses (a power-off watch pauses to look; a machine never does). */
+  pauses: number;
 }
 
 export interface NativeMemRegion {
@@ -162,23 +165,6 @@ export interface NativeAddon {
   constants: Record<string, number>;
 }
 
-/** The directory holding bulkhead's package.json (src/kvm, dist/cjs/kvm or an installed copy). */
-export function packageRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    const manifest = path.join(dir, 'package.json');
-    try {
-      const pkg = JSON.parse(fs.readFileSync(manifest, 'utf8')) as { name?: unknown };
-      if (pkg.name === 'bulkhead') return dir;
-    } catch {
-      // no (readable) package.json here: keep walking up
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json named "bulkhead" above ${__dirname}`);
-    dir = parent;
-  }
-}
-
 let cached: NativeAddon | undefined;
 
 /** The addon, loaded once. Throws BulkheadError NATIVE_ADDON_UNAVAILABLE saying why it cannot load. */
@@ -186,6 +172,14 @@ export function loadNative(): NativeAddon {
   if (cached) return cached;
   let root = '(unknown)';
   try {
+    // $BULKHEAD_ADDON: an addon built elsewhere, e.g. the ASan/UBSan build the suite runs the KVM tests on.
+    const explicit = process.env.BULKHEAD_ADDON;
+    if (explicit) {
+      root = explicit;
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      cached = require(explicit) as NativeAddon;
+      return cached;
+    }
     root = packageRoot();
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;

@@ -10,7 +10,7 @@
  * classifyEnd() turns a VM's exits into one of these words.
  */
 import { callNative, translateNativeError } from './errors';
-import type { VmExit } from './exits';
+import { GUEST_REQUEST, type VmExit } from './exits';
 import { linuxNative } from './linux';
 import type { NativeVm } from './native';
 import { InvalidConfigError } from '../errors';
@@ -142,10 +142,19 @@ export function classifyEnd(exits: readonly VmExit[]): { reason: GuestEndReason;
   if (!cause) return { reason: 'stopped', detail: exits[0]?.message ?? 'no vCPU exit was reported' };
   switch (cause.reason) {
     case 'guest-request':
-      if (cause.message.startsWith('reset')) return { reason: 'reset', detail: 'i8042 reset line' };
-      if (cause.message.startsWith('power-off')) return { reason: 'power-off', detail: cause.message };
-      if (cause.message.startsWith('debug-exit')) return { reason: 'debug-exit', detail: cause.message };
-      return { reason: 'stopped', detail: cause.message };
+      // The code in details[0] says what the guest asked for; the message is only for people.
+      switch (cause.details[0]) {
+        case GUEST_REQUEST.resetLine:
+          return { reason: 'reset', detail: 'i8042 reset line' };
+        case GUEST_REQUEST.reboot:
+          return { reason: 'reset', detail: cause.message };
+        case GUEST_REQUEST.powerOff:
+          return { reason: 'power-off', detail: cause.message };
+        case GUEST_REQUEST.debugExit:
+          return { reason: 'debug-exit', detail: cause.message };
+        default:
+          return { reason: 'stopped', detail: cause.message };
+      }
     case 'shutdown':
       return { reason: 'shutdown', detail: `triple fault: ${cause.message}` };
     case 'system-event': {

@@ -32,3 +32,19 @@ t.equal(result.status, 0, 'make -C native test exits 0 (no failure, no sanitizer
   error: result.error?.message,
   tail: output.slice(-4000),
 });
+
+// The same core tests under ThreadSanitizer (a binary of their own: TSan and ASan cannot share one),
+// for the vCPU-thread, I/O-thread and controller handshakes.
+t.test('the core tests under ThreadSanitizer', async (t) => {
+  const tsan = spawnSync('make', ['-s', '-C', path.join(root, 'native'), 'tsan-test'], {
+    encoding: 'utf8',
+    timeout: 20 * 60_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const out = `${tsan.stdout ?? ''}${tsan.stderr ?? ''}`;
+  const results = (tsan.stdout ?? '').split('\n').filter((l) => /^(not )?ok \d+/.test(l));
+  t.ok(results.length > 0, `the TSan runner reported ${results.length} results`, { tail: out.slice(-3000) });
+  t.same(results.filter((l) => l.startsWith('not ok')), [], 'none failed');
+  t.notMatch(out, /WARNING: ThreadSanitizer/, 'no data race reported', { tail: out.slice(-4000) });
+  t.equal(tsan.status, 0, 'make -C native tsan-test exits 0', { tail: out.slice(-3000) });
+});
