@@ -7,6 +7,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { kvmUnavailableReason } from '../kvm/errors';
 import { loadNative, type NativeAddon } from '../kvm/native';
+import { which } from '../util/process';
+import { xenHostInfo } from '../xen/host';
 
 /** What one check found. `meaning` is always set; `fix` whenever `ok` is false. */
 export interface Finding {
@@ -48,6 +50,10 @@ export interface XenReport extends Finding {
   /** /dev/xen/privcmd exists. */
   privcmd: boolean;
   libxenctrl: { loadable: boolean; name?: string; errors?: string[] };
+  /** Each of the libraries bulkhead/xen loads, and why one did not (absent when the addon is missing). */
+  libraries?: { name: string; soname: string; loaded: boolean; error?: string }[];
+  /** In dom0 with libxenctrl: Xen's version and free memory, as the hypervisor reports them. */
+  hypervisor?: { version: string; freeMemoryMiB: number; domains: number };
 }
 
 export interface VsockReport extends Finding {
@@ -70,7 +76,13 @@ export interface AddonReport extends Finding {
   error?: string;
 }
 
+/** Which backend runs zones here (what Zone.create with backend 'auto' picks), and why. */
+export interface ZonesReport extends Finding {
+  backend: 'kvm' | 'emulated-host' | 'none';
+}
+
 export interface HostReport {
+  zones: ZonesReport;
   kvm: KvmReport;
   xen: XenReport;
   vsock: VsockReport;
@@ -242,14 +254,33 @@ function probeXen(paths: ProbePaths, addon: NativeAddon | undefined, addonError:
   const libxenctrl: XenReport['libxenctrl'] = lib.ok
     ? { loadable: true, name: lib.name }
     : { loadable: false, errors: lib.errors };
-  const base = { dom0, privcmd, libxenctrl };
-  if (dom0 && privcmd && libxenctrl.loadable) {
-    return { ...base, ok: true, meaning: 'this is a Xen dom0 with privcmd and libxenctrl: zones can run as Xen domains.' };
+  const libraries = addon ? xenLibraryStatus(addon) : undefined;
+  const missingLibs = (libraries ?? []).filter((l) => !l.loaded);
+  let hypervisor: XenReport['hypervisor'];
+  let hypervisorError: string | undefined;
+  if (dom0 && privcmd && libxenctrl.loadable && addon) {
+    try {
+      const info = xenHostInfo();
+      hypervisor = { version: info.version, freeMemoryMiB: info.freeMemoryMiB, domains: info.domains.length };
+    } catch (err) {
+      hypervisorError = (err as Error).message;
+    }
+  }
+  const base = { dom0, privcmd, libxenctrl, ...(libraries ? { libraries } : {}), ...(hypervisor ? { hypervisor } : {}) };
+  if (dom0 && privcmd && libxenctrl.loadable && hypervisor && missingLibs.length === 0) {
+    return {
+      ...base,
+      ok: true,
+      meaning: `this is a Xen ${hypervisor.version} dom0 with privcmd and all of Xen's libraries (${hypervisor.freeMemoryMiB} MiB free for domains, ${hypervisor.domains} running): bulkhead/xen works here.`,
+    };
   }
   const missing: string[] = [];
   if (!dom0) missing.push(caps === undefined ? 'not running under Xen (no /proc/xen/capabilities)' : 'not dom0 (no control_d)');
   if (!privcmd) missing.push(`no ${paths.xenPrivcmd}`);
   if (!libxenctrl.loadable) missing.push('libxenctrl cannot be loaded');
+  const otherMissing = missingLibs.filter((l) => l.name !== 'libxenctrl');
+  if (otherMissing.length > 0) missing.push(`missing ${otherMissing.map((l) => `${l.name} (${l.soname})`).join(', ')}`);
+  if (hypervisorError) missing.push(`Xen does not answer: ${hypervisorError}`);
   return {
     ...base,
     ok: false,
@@ -258,8 +289,15 @@ function probeXen(paths: ProbePaths, addon: NativeAddon | undefined, addonError:
       ? 'boot this machine (or the emulated host) under Xen as dom0 with the xen-utils packages installed'
       : !privcmd
         ? 'load xen-privcmd and mount xenfs on /proc/xen'
-        : 'install the Xen 4.17 runtime libraries (libxenctrl4.17 / xen-utils-4.17)',
+        : 'install the Xen 4.17 runtime libraries (Debian: xen-utils-4.17, libxenmisc4.17 and the libxen* packages)',
   };
+}
+
+/** The addon's dlopen status of Xen's libraries (an older addon without it: undefined). */
+function xenLibraryStatus(addon: NativeAddon): XenReport['libraries'] {
+  const native = addon as unknown as { xenLibraries?: () => { name: string; soname: string; loaded: boolean; error: string | null }[] };
+  if (typeof native.xenLibraries !== 'function') return undefined;
+  return native.xenLibraries().map((l) => ({ name: l.name, soname: l.soname, loaded: l.loaded, ...(l.error ? { error: l.error } : {}) }));
 }
 
 function probeVsock(paths: ProbePaths, addon: NativeAddon | undefined): VsockReport {
@@ -267,35 +305,19 @@ function probeVsock(paths: ProbePaths, addon: NativeAddon | undefined): VsockRep
   const vsockDevice = fs.existsSync(paths.vsock);
   const afVsock = addon ? addon.vsockCheck() : { ok: false, errno: 0, message: 'not checked: native addon unavailable' };
   const base = { vhostVsock, vsockDevice, afVsock };
-  if (vhostVsock && afVsock.ok) {
-    return { ...base, ok: true, meaning: 'vhost-vsock is available: zones can talk to the host over vsock.' };
-  }
+  // Zones get vsock from bulkhead's own virtio-vsock device, whose host side is Unix sockets:
+  // neither vhost-vsock nor AF_VSOCK on the host is needed. They are reported for information.
   return {
     ...base,
-    ok: false,
-    meaning: vhostVsock
-      ? `AF_VSOCK sockets cannot be created (${afVsock.message}): the host cannot reach zones over vsock.`
-      : 'no /dev/vhost-vsock: a VMM on this host cannot give its guests a vsock device, so host-to-zone vsock channels are unavailable.',
-    fix: 'load the vhost_vsock module (`modprobe vhost_vsock`) and make /dev/vhost-vsock accessible',
+    ok: true,
+    meaning:
+      "zones' vsock is bulkhead's own (virtio-vsock in the VMM, Unix sockets on the host): nothing is needed from this kernel" +
+      (vhostVsock ? '; /dev/vhost-vsock is present too (used only by QEMU baselines in benchmarks)' : ''),
   };
 }
 
-function findOnPath(name: string, searchPath: string): string | undefined {
-  for (const dir of searchPath.split(':')) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      fs.accessSync(candidate, fs.constants.X_OK);
-      if (fs.statSync(candidate).isFile()) return candidate;
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
 function probeQemu(paths: ProbePaths): QemuReport {
-  const found = findOnPath('qemu-system-x86_64', paths.PATH);
+  const found = which('qemu-system-x86_64', paths.PATH);
   const fix = 'install QEMU (Debian: `apt-get install qemu-system-x86`)';
   if (!found) {
     return {
@@ -326,13 +348,25 @@ function probeQemu(paths: ProbePaths): QemuReport {
   }
 }
 
-function verdictFor(kvm: KvmReport, xen: XenReport, qemu: QemuReport): string {
-  if (kvm.ok) return 'zones can run here on hardware KVM.';
-  if (xen.ok) return 'zones can run here as Xen domains.';
-  const why = kvm.mode === 'pvm' ? 'KVM here is PVM: guest kernels are emulated and stock kernels cannot run' : 'there is no usable hardware KVM';
-  return qemu.ok
-    ? `zones cannot run directly on this host (${why}); use the emulated host (QEMU TCG): \`bulkhead host run -- ...\`.`
-    : `zones cannot run on this host (${why}), and QEMU is not installed for the emulated host.`;
+function zonesFor(kvm: KvmReport, qemu: QemuReport): ZonesReport {
+  if (kvm.ok && kvm.mode === 'hardware') {
+    return { backend: 'kvm', ok: true, meaning: "/dev/kvm has hardware virtualization: zones' VMs run in the calling process." };
+  }
+  const why = kvm.mode === 'pvm' ? '/dev/kvm is PVM (no VT-x/AMD-V): a stock zone kernel cannot run on it' : 'there is no usable /dev/kvm';
+  if (qemu.ok) {
+    return {
+      backend: 'emulated-host',
+      ok: true,
+      meaning: `${why}, so zones run inside the emulated host (QEMU TCG with nested SVM: hardware-semantics KVM, started and shared automatically); expect slow starts.`,
+    };
+  }
+  return { backend: 'none', ok: false, meaning: `${why}, and without QEMU there is no emulated host: zones cannot run here.`, fix: 'apt-get install qemu-system-x86, or use a host with VT-x/AMD-V' };
+}
+
+function verdictFor(zones: ZonesReport, xen: XenReport): string {
+  if (zones.backend === 'kvm') return 'zones run here on hardware KVM, in-process.';
+  if (zones.backend === 'emulated-host') return `zones run here inside the emulated host (QEMU TCG, nested SVM); ${xen.ok ? 'Xen domains too.' : 'slow, but the same API.'}`;
+  return xen.ok ? 'zones cannot run here on KVM; Xen domains can be driven with bulkhead/xen.' : 'zones cannot run on this host: no hardware KVM and no QEMU for the emulated host.';
 }
 
 /** Probes the host. Never throws: every problem is a finding with its meaning and fix. */
@@ -352,5 +386,6 @@ export function probeHost(options: ProbeOptions = {}): HostReport {
   const xen = probeXen(paths, addon, error);
   const vsock = probeVsock(paths, addon);
   const qemu = probeQemu(paths);
-  return { kvm, xen, vsock, qemu, addon: addonReport, verdict: verdictFor(kvm, xen, qemu) };
+  const zones = zonesFor(kvm, qemu);
+  return { zones, kvm, xen, vsock, qemu, addon: addonReport, verdict: verdictFor(zones, xen) };
 }

@@ -2,15 +2,15 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { kernel, qemu, tsNodeArgs } from './fixtures/helpers';
+import { emulatedHostMissing, testKernel } from '../support/emulated-host';
+import { tsNodeArgs } from './fixtures/helpers';
 
 t.setTimeout(60 * 60_000);
 
 t.test('bulkhead host run', async (t) => {
-  const q = qemu();
-  if (!q.ok) return void t.skip(q.reason, async () => undefined);
-  const k = await kernel('host');
-  if (!k.ok) return void t.skip(k.reason, async () => undefined);
+  const missing = emulatedHostMissing();
+  if (missing) return void t.pass(`skipped: ${missing}`, { skip: missing });
+  const k = { value: await testKernel('host') };
   const main = path.join(__dirname, '..', '..', 'src', 'cli', 'main.ts');
   const r = spawnSync(
     process.execPath,
@@ -26,5 +26,5 @@ t.test('bulkhead host run without a command is a usage error', async (t) => {
   const main = path.join(__dirname, '..', '..', 'src', 'cli', 'main.ts');
   const r = spawnSync(process.execPath, [...tsNodeArgs(), main, 'host', 'run', '--'], { encoding: 'utf8' });
   t.equal(r.status, 2);
-  t.match(r.stderr, /no command given/);
+  t.match(r.stderr, /missing argument: \[--\] CMD/);
 });

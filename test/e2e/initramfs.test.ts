@@ -2,7 +2,9 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { agentSource, buildInitramfs, writeCpio } from '../../src/host/emulated';
+import { agentSource } from '../../src/host/emulated/agent';
+import { buildInitramfs } from '../../src/host/emulated/initramfs';
+import { writeCpio } from '../../src/util/cpio';
 
 t.test('writeCpio output lists with cpio -t', async (t) => {
   const archive = writeCpio([

@@ -1,36 +1,31 @@
 // The point of the emulated host: its /dev/kvm behaves like hardware virtualization. QEMU with
 // -accel kvm inside it boots our zone kernel (the nested guest sees KVM, not TCG).
 import t from 'tap';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { EmulatedHost, writeCpio } from '../../src/host/emulated';
-import { kernel, qemu } from './fixtures/helpers';
+import { writeCpio } from '../../src/util/cpio';
+import { staticBusybox } from '../../src/util/busybox';
+import { emulatedHost, testKernel } from '../support/emulated-host';
 import { retryEarlyBootDeath } from './fixtures/early-boot-death';
 
 t.setTimeout(60 * 60_000);
 
 t.test('a zone kernel boots under KVM inside the emulated host', async (t) => {
-  const q = qemu();
-  if (!q.ok) return void t.skip(q.reason, async () => undefined);
-  const hostKernel = await kernel('host');
-  if (!hostKernel.ok) return void t.skip(hostKernel.reason, async () => undefined);
-  const zoneKernel = await kernel('zone');
-  if (!zoneKernel.ok) return void t.skip(zoneKernel.reason, async () => undefined);
-
-  // Written before boot: the emulated host sees the real /tmp (read-only, cached) at the same path.
-  const initrd = path.join(t.testdir(), 'init.cpio');
+  const host = await emulatedHost(t);
+  if (!host) return;
+  const zoneKernel = { value: await testKernel('zone') };
+  const initrd = path.join(host.workdir(t), 'init.cpio');
   const init = '#!/bin/busybox sh\n/bin/busybox mkdir -p /proc\n/bin/busybox mount -t proc proc /proc\n' +
     'echo "NESTED_UP hypervisor=$(/bin/busybox grep -c hypervisor /proc/cpuinfo) uptime=$(/bin/busybox cut -d" " -f1 /proc/uptime)"\n' +
     '/bin/busybox reboot -f\n';
   writeFileSync(initrd, writeCpio([
     { name: 'bin', type: 'dir', mode: 0o755 },
-    { name: 'bin/busybox', type: 'file', mode: 0o755, data: readFileSync('/bin/busybox') },
+    { name: 'bin/busybox', type: 'file', mode: 0o755, data: staticBusybox() },
     { name: 'dev', type: 'dir', mode: 0o755 },
     { name: 'dev/console', type: 'chardev', mode: 0o600, rdev: [5, 1] },
     { name: 'init', type: 'file', mode: 0o755, data: init },
   ]));
 
-  await using host = await EmulatedHost.start({ kernel: hostKernel.value.vmlinux });
   for (let i = 1; i <= 2; i++) {
     const r = await retryEarlyBootDeath(
       t,

@@ -3,15 +3,16 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
-import { isRunning, kernel, qemu, tsNodeArgs, waitUntil } from './fixtures/helpers';
+import { isAlive } from '../../src/util/process';
+import { emulatedHostMissing, testKernel } from '../support/emulated-host';
+import { tsNodeArgs, waitUntil } from './fixtures/helpers';
 
 t.setTimeout(60 * 60_000);
 
 t.test('SIGKILL of the parent kills QEMU', async (t) => {
-  const q = qemu();
-  if (!q.ok) return void t.skip(q.reason, async () => undefined);
-  const k = await kernel('host');
-  if (!k.ok) return void t.skip(k.reason, async () => undefined);
+  const missing = emulatedHostMissing();
+  if (missing) return void t.pass(`skipped: ${missing}`, { skip: missing });
+  const k = { value: await testKernel('host') };
 
   const child = spawn(process.execPath, [...tsNodeArgs(), path.join(__dirname, 'fixtures', 'start-host.ts'), k.value.vmlinux], {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -27,7 +28,7 @@ t.test('SIGKILL of the parent kills QEMU', async (t) => {
     });
     child.on('close', (code) => reject(new Error(`child exited ${code} before booting: ${stderr}`)));
   });
-  t.ok(isRunning(qemuPid), `QEMU (pid ${qemuPid}) runs`);
+  t.ok(isAlive(qemuPid), `QEMU (pid ${qemuPid}) runs`);
   child.kill('SIGKILL');
-  t.ok(await waitUntil(() => !isRunning(qemuPid), 5000), 'QEMU is gone after its parent was SIGKILLed');
+  t.ok(await waitUntil(() => !isAlive(qemuPid), 5000), 'QEMU is gone after its parent was SIGKILLed');
 });

@@ -16,7 +16,8 @@ t.test('no addon: typed error from the API, a report with meaning and fix from t
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(tmp, 'node_modules'));
 
   const script = `
-    const b = require(${JSON.stringify(path.join(tmp, 'dist', 'cjs', 'index.js'))});
+    const dist = ${JSON.stringify(path.join(tmp, 'dist', 'cjs'))};
+    const b = { ...require(dist + '/index.js'), ...require(dist + '/kvm/index.js'), ...require(dist + '/host/index.js') };
     let err;
     try { b.openHypervisor(); } catch (e) { err = e; }
     const report = b.probeHost();

@@ -15,12 +15,20 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BulkheadError, InvalidConfigError, InvalidStateError } from '../../errors';
+import { AbortedError, InvalidConfigError, InvalidStateError } from '../../errors';
 import { buildKernel, findKernel } from '../../kernel';
+import { isAlive } from '../../util/process';
+import { packagePath } from '../../util/package-root';
+import { ControlChannel, type HostProcess, type RunOptions, type RunResult, type SpawnOptions } from './channel';
+import { EmulatedHostError } from './errors';
+import type { InitSettings } from './init-script';
 import { buildInitramfs } from './initramfs';
-import { encodeMessage, LineDecoder, type AgentToHost, type HostToAgent } from './protocol';
+import { encodeMessage, type AgentToHost } from './protocol';
 import { findQemu, launchQemu } from './qemu';
+
+export type { HostProcess, ProcessEnd, RunOptions, RunResult, SpawnOptions } from './channel';
 
 export interface EmulatedHostOptions {
   /** Host kernel (vmlinux with a PVH note, or a bzImage). Default: the cached `host` kernel. */
@@ -61,40 +69,42 @@ export interface EmulatedHostOptions {
   qemuArgs?: readonly string[];
   /** Every chunk of the serial console (kernel log, init messages). */
   onConsole?: (text: string) => void;
+  /** Stops the boot (QEMU is killed, its run directory removed); start() then rejects with an AbortedError. */
+  signal?: AbortSignal;
+  /**
+   * Another machine to boot instead of the host kernel with our initramfs, as long as it ends in
+   * the same agent on the same control port (the Xen test host, src/host/xen). Called with the run
+   * directory (for its files) and the settings our init would have used.
+   */
+  machine?: (runDir: string, settings: InitSettings) => MachineImage;
 }
 
-export interface RunOptions {
-  /** Working directory inside (default: this process's cwd, which exists at the same path). */
-  cwd?: string;
-  /** Added to (and overriding) the default environment: PATH, HOME, LANG=C.UTF-8, TERM=dumb. */
-  env?: Record<string, string>;
-  /** Bytes for the command's stdin (default: /dev/null). */
-  stdin?: string | Buffer;
-  /** Kill the command (SIGKILL) after this long; the result then has timedOut: true. */
-  timeoutMs?: number;
-  onStdout?: (chunk: Buffer) => void;
-  onStderr?: (chunk: Buffer) => void;
+/** What QEMU boots: `-kernel`, `-initrd` (a file, or a multiboot module list) and `-append`. */
+export interface MachineImage {
+  kernel: string;
+  initrd: string;
+  append: string;
 }
 
-export interface RunResult {
-  /** The exit status, or null when the command was killed by a signal. */
-  exitCode: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  durationMs: number;
-}
-
-interface PendingRun {
-  stdout: Buffer[];
-  stderr: Buffer[];
-  opts: RunOptions;
-  started: number;
-  timedOut: boolean;
-  timer?: NodeJS.Timeout;
-  resolve: (r: RunResult) => void;
-  reject: (e: Error) => void;
+/** What every way of reaching an emulated host offers: the owner (EmulatedHost) and a shared one's client. */
+export interface HostSession extends AsyncDisposable {
+  /** `uname -r` inside. */
+  readonly kernelRelease: string;
+  readonly running: boolean;
+  /** Runs `argv` inside to its end, output collected (bounded by maxBuffer). A nonzero exit is not an error. */
+  run(argv: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** Starts `argv` inside with Node streams (backpressure both ways). */
+  spawn(argv: readonly string[], opts?: SpawnOptions): HostProcess;
+  /** A connection to a Unix socket inside (e.g. a `bulkhead serve` running there). */
+  connect(socketPath: string): Duplex;
+  /** connect() as a HostProcess, for relays. */
+  openSocket(socketPath: string): HostProcess;
+  /** The real host's node (same binary, same path) with `args`. */
+  runNode(args: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** This package's `bulkhead` CLI inside (dist/cjs/cli/main.js; run `npm run build:ts` first). */
+  bulkhead(args: readonly string[], opts?: RunOptions): Promise<RunResult>;
+  /** The owner stops the host; a client only disconnects. */
+  stop(): Promise<void>;
 }
 
 type State = 'running' | 'stopping' | 'stopped';
@@ -103,7 +113,7 @@ const CONSOLE_KEEP = 64 * 1024;
 const MOUNT_TAG = 'host';
 const RUN_DIR_PREFIX = 'bulkhead-host-';
 
-export class EmulatedHost {
+export class EmulatedHost implements HostSession {
   /** Milliseconds from QEMU start to the agent's first message. */
   readonly bootMs: number;
   /** `uname -r` inside. */
@@ -111,26 +121,50 @@ export class EmulatedHost {
   /** True when QEMU will be killed by the kernel if this process dies (even by SIGKILL). */
   readonly diesWithParent: boolean;
 
+  /** The run directory: the control socket, QEMU's pid file, the initramfs. Removed at stop. */
+  readonly runDir: string;
+
   private state: State = 'running';
-  private nextId = 1;
-  private readonly runs = new Map<number, PendingRun>();
-  private exitPromise: Promise<void>;
+  private readonly channel: ControlChannel;
+  private readonly exitPromise: Promise<void>;
   private readonly removeExitHook: () => void;
 
   private constructor(
     private readonly qemu: ChildProcess,
-    private readonly socket: net.Socket,
-    private readonly runDir: string,
+    socket: net.Socket,
+    runDir: string,
     private readonly consoleLog: { text: string },
-    boot: { bootMs: number; release: string; diesWithParent: boolean },
+    boot: { bootMs: number; release: string; diesWithParent: boolean; rest: Buffer },
     exitPromise: Promise<void>,
     removeExitHook: () => void,
   ) {
+    this.runDir = runDir;
     this.bootMs = boot.bootMs;
     this.kernelRelease = boot.release;
     this.diesWithParent = boot.diesWithParent;
     this.exitPromise = exitPromise;
     this.removeExitHook = removeExitHook;
+    this.channel = new ControlChannel(
+      socket,
+      {
+        onLog: (message) => this.keepConsole(`[agent] ${message}\n`),
+        describeLoss: () =>
+          this.state === 'running'
+            ? new EmulatedHostError('exited', `the emulated host exited unexpectedly\n${this.consoleLog.text.slice(-2000)}`)
+            : new EmulatedHostError('exited', 'the emulated host was stopped'),
+        // A lost channel makes the host useless: end it now rather than when QEMU's exit is noticed.
+        onLost: () => {
+          if (this.state === 'running') this.finish();
+        },
+      },
+      boot.rest,
+    );
+    void exitPromise.then(() => {
+      if (this.state === 'running') {
+        this.channel.fail(new EmulatedHostError('exited', `the emulated host exited unexpectedly\n${this.consoleLog.text.slice(-2000)}`));
+      }
+      this.finish();
+    });
   }
 
   /** Boots the emulated host and waits until its agent answers. */
@@ -141,18 +175,22 @@ export class EmulatedHost {
     if (!Number.isInteger(cpus) || cpus < 1 || cpus > 16) throw new InvalidConfigError('cpus', cpus, 'an integer 1..16');
     const qemuBin = findQemu(opts.qemu);
     if (!qemuBin) {
-      throw new BulkheadError('HOST_UNAVAILABLE', 'qemu-system-x86_64 not found (apt-get install qemu-system-x86)');
+      throw new EmulatedHostError('qemu-missing', `${opts.qemu ?? 'qemu-system-x86_64'} not found (apt-get install qemu-system-x86)`);
     }
-    const kernel =
-      opts.kernel ??
-      (opts.buildKernel ? (await buildKernel({ config: 'host' })).vmlinux : (await findKernel({ config: 'host' }))?.vmlinux);
+    const kernel = opts.machine
+      ? 'machine'
+      : opts.kernel ??
+      (opts.buildKernel
+        ? (await buildKernel({ config: 'host', signal: opts.signal })).vmlinux
+        : (await findKernel({ config: 'host' }))?.vmlinux);
     if (!kernel) {
-      throw new BulkheadError(
-        'HOST_UNAVAILABLE',
+      throw new EmulatedHostError(
+        'kernel-missing',
         'no emulated-host kernel built yet; run: bulkhead kernel build --config host (or pass buildKernel: true)',
       );
     }
-    if (!existsSync(kernel)) throw new InvalidConfigError('kernel', kernel, 'an existing vmlinux or bzImage');
+    if (!opts.machine && !existsSync(kernel)) throw new EmulatedHostError('kernel-missing', `the host kernel ${kernel} does not exist`);
+    if (opts.signal?.aborted) throw new AbortedError('starting the emulated host');
 
     const writableDirs = (opts.writableDirs ?? []).map((d) => path.resolve(d));
     for (const dir of writableDirs) {
@@ -164,20 +202,25 @@ export class EmulatedHost {
     const runDir = mkdtempSync(path.join(os.tmpdir(), RUN_DIR_PREFIX));
     const initrd = path.join(runDir, 'initramfs.cpio');
     const controlSocket = path.join(runDir, 'ctl.sock');
-    writeFileSync(
-      initrd,
-      buildInitramfs({
-        nodePath: process.execPath,
-        home: os.homedir(),
-        mountTag: MOUNT_TAG,
-        cache9p: opts.cache9p ?? 'loose',
-        msize: 512000,
-        hostname: 'bulkhead-emulated',
-        writable: writableDirs.map((dir, i) => ({ tag: `rw${i}`, path: dir })),
-      }),
-    );
+    const settings: InitSettings = {
+      nodePath: process.execPath,
+      home: os.homedir(),
+      mountTag: MOUNT_TAG,
+      cache9p: opts.cache9p ?? 'loose',
+      msize: 512000,
+      hostname: 'bulkhead-emulated',
+      writable: writableDirs.map((dir, i) => ({ tag: `rw${i}`, path: dir })),
+    };
+    let machine: MachineImage;
+    try {
+      machine = opts.machine ? opts.machine(runDir, settings) : { kernel, initrd, append: '' };
+    } catch (err) {
+      rmSync(runDir, { recursive: true, force: true });
+      throw err;
+    }
+    if (!opts.machine) writeFileSync(initrd, buildInitramfs(settings));
     const tscKhz = opts.tscKhz === undefined ? realHostTscKhz() : opts.tscKhz;
-    const append = [
+    const append = opts.machine ? machine.append : [
       'console=ttyS0',
       'reboot=t',
       'panic=-1',
@@ -195,8 +238,8 @@ export class EmulatedHost {
     const started = Date.now();
     const { child, diesWithParent } = launchQemu({
       qemu: qemuBin,
-      kernel,
-      initrd,
+      kernel: machine.kernel,
+      initrd: machine.initrd,
       append,
       memoryMiB,
       cpus,
@@ -232,34 +275,40 @@ export class EmulatedHost {
       killOnExit();
       removeExitHook();
       rmSync(runDir, { recursive: true, force: true });
-      throw new BulkheadError('HOST_UNAVAILABLE', `emulated host did not boot: ${why}\n--- console (tail) ---\n${consoleLog.text.slice(-4000)}`, {
+      if (opts.signal?.aborted) throw new AbortedError('starting the emulated host', { cause });
+      throw new EmulatedHostError('boot-failed', `emulated host did not boot: ${why}\n--- console (tail) ---\n${consoleLog.text.slice(-4000)}`, {
         cause,
       });
     };
+    // An abort kills QEMU; the waits below then fail and `fail` reports the abort.
+    const onAbort = () => killOnExit();
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
 
     const deadline = started + (opts.bootTimeoutMs ?? 60_000);
     let socket: net.Socket | undefined;
     try {
-      socket = await connectWhenReady(controlSocket, deadline, exited);
-    } catch (err) {
-      await Promise.race([exited, sleep(200)]);
-      fail(qemuError ? `cannot start ${qemuBin}: ${qemuError.message}` : (err as Error).message, err);
+      try {
+        socket = await connectWhenReady(controlSocket, deadline, exited);
+      } catch (err) {
+        await Promise.race([exited, sleep(200)]);
+        fail(qemuError ? `cannot start ${qemuBin}: ${qemuError.message}` : (err as Error).message, err);
+      }
+      const ready = await waitForReady(socket!, deadline, exited).catch((err: Error) => {
+        socket?.destroy();
+        return fail(err.message, err);
+      });
+      return new EmulatedHost(
+        child,
+        socket!,
+        runDir,
+        consoleLog,
+        { bootMs: Date.now() - started, release: ready.release, diesWithParent, rest: ready.rest },
+        exited,
+        removeExitHook,
+      );
+    } finally {
+      opts.signal?.removeEventListener('abort', onAbort);
     }
-    const ready = await waitForReady(socket!, deadline, exited).catch((err: Error) => {
-      socket?.destroy();
-      return fail(err.message, err);
-    });
-    const host = new EmulatedHost(
-      child,
-      socket!,
-      runDir,
-      consoleLog,
-      { bootMs: Date.now() - started, release: ready.release, diesWithParent },
-      exited,
-      removeExitHook,
-    );
-    host.listen(ready.rest);
-    return host;
   }
 
   /** The serial console so far (last 64 KiB): kernel messages and the init's progress. */
@@ -276,63 +325,32 @@ export class EmulatedHost {
     return this.qemu.pid;
   }
 
-  /**
-   * Runs `argv` inside and resolves when it ends, with its exit code and output. A nonzero exit is
-   * not an error; an error means the emulated host itself went away.
-   */
   run(argv: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     if (this.state !== 'running') return Promise.reject(new InvalidStateError('run a command', this.state, ['running']));
-    if (argv.length === 0 || argv.some((a) => typeof a !== 'string')) {
-      return Promise.reject(new InvalidConfigError('argv', argv, 'a non-empty array of strings'));
-    }
-    const id = this.nextId++;
-    const env: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin',
-      HOME: os.homedir(),
-      LANG: 'C.UTF-8',
-      TERM: 'dumb',
-      ...opts.env,
-    };
-    const msg: HostToAgent = {
-      t: 'run',
-      id,
-      argv: [...argv],
-      cwd: opts.cwd ?? process.cwd(),
-      env,
-      ...(opts.stdin !== undefined ? { stdin: Buffer.from(opts.stdin).toString('base64') } : {}),
-    };
-    return new Promise<RunResult>((resolve, reject) => {
-      const pending: PendingRun = { stdout: [], stderr: [], opts, started: Date.now(), timedOut: false, resolve, reject };
-      if (opts.timeoutMs !== undefined) {
-        pending.timer = setTimeout(() => {
-          pending.timedOut = true;
-          this.send({ t: 'signal', id, signal: 'SIGKILL' });
-        }, opts.timeoutMs);
-      }
-      this.runs.set(id, pending);
-      this.send(msg);
-    });
+    return this.channel.run(argv, opts);
   }
 
-  /** Runs the real host's node (same binary, same path) with `args`. */
+  spawn(argv: readonly string[], opts: SpawnOptions = {}): HostProcess {
+    if (this.state !== 'running') throw new InvalidStateError('start a command', this.state, ['running']);
+    return this.channel.spawn(argv, opts);
+  }
+
   runNode(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
     return this.run([process.execPath, ...args], opts);
   }
 
-  /**
-   * Runs this package's `bulkhead` CLI inside, e.g. `host.bulkhead(['doctor', '--json'])`. Uses the
-   * compiled dist/cjs/cli/main.js (run `npm run build:ts` first).
-   */
-  bulkhead(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-    const main = path.join(packageRoot(), 'dist', 'cjs', 'cli', 'main.js');
-    if (!existsSync(main)) {
-      return Promise.reject(new BulkheadError('HOST_UNAVAILABLE', `${main} does not exist: run npm run build:ts first`));
-    }
-    return this.runNode([main, ...args], { cwd: packageRoot(), ...opts });
+  connect(socketPath: string): Duplex {
+    if (this.state !== 'running') throw new InvalidStateError('connect to a socket', this.state, ['running']);
+    return this.channel.connect(socketPath);
   }
 
-  private send(msg: HostToAgent): void {
-    this.socket.write(encodeMessage(msg));
+  openSocket(socketPath: string): HostProcess {
+    if (this.state !== 'running') throw new InvalidStateError('connect to a socket', this.state, ['running']);
+    return this.channel.openSocket(socketPath);
+  }
+
+  async bulkhead(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+    return this.run(...bulkheadCommand(args, opts));
   }
 
   /** Stops the emulated host: asks the agent to power off, and kills QEMU if that takes too long. */
@@ -340,80 +358,40 @@ export class EmulatedHost {
     if (this.state === 'stopped') return;
     if (this.state === 'running') {
       this.state = 'stopping';
-      try {
-        this.send({ t: 'shutdown' });
-      } catch {
-        // socket already gone: QEMU is exiting
-      }
+      this.channel.shutdown();
     }
     const timeoutMs = opts.timeoutMs ?? 5000;
-    const timer = sleep(timeoutMs).then(() => 'timeout' as const);
+    const timer = sleep(timeoutMs, undefined, { ref: false }).then(() => 'timeout' as const);
     if ((await Promise.race([this.exitPromise.then(() => 'exited' as const), timer])) === 'timeout') {
       this.qemu.kill('SIGKILL');
       await this.exitPromise;
     }
-    this.finish(new InvalidStateError('finish the command', 'stopped', ['running']));
+    this.finish();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.stop();
   }
 
-  private listen(initial: Buffer): void {
-    const decoder = new LineDecoder<AgentToHost>((msg) => this.onMessage(msg));
-    this.socket.on('data', (d: Buffer) => decoder.push(d));
-    if (initial.length > 0) decoder.push(initial);
-    this.socket.on('error', () => undefined); // 'close' below handles it
-    void this.exitPromise.then(() => {
-      if (this.state === 'running') {
-        this.finish(
-          new BulkheadError('HOST_UNAVAILABLE', `the emulated host exited unexpectedly\n${this.consoleLog.text.slice(-2000)}`),
-        );
-      }
-    });
+  private keepConsole(text: string): void {
+    this.consoleLog.text = (this.consoleLog.text + text).slice(-CONSOLE_KEEP);
   }
 
-  private onMessage(msg: AgentToHost): void {
-    if (msg.t === 'out') {
-      const run = this.runs.get(msg.id);
-      if (!run) return;
-      const chunk = Buffer.from(msg.data, 'base64');
-      if (msg.fd === 1) {
-        run.stdout.push(chunk);
-        run.opts.onStdout?.(chunk);
-      } else {
-        run.stderr.push(chunk);
-        run.opts.onStderr?.(chunk);
-      }
-    } else if (msg.t === 'exit') {
-      const run = this.runs.get(msg.id);
-      if (!run) return;
-      this.runs.delete(msg.id);
-      if (run.timer) clearTimeout(run.timer);
-      run.resolve({
-        exitCode: msg.code,
-        signal: msg.signal,
-        stdout: Buffer.concat(run.stdout).toString(),
-        stderr: Buffer.concat(run.stderr).toString(),
-        timedOut: run.timedOut,
-        durationMs: Date.now() - run.started,
-      });
-    } else if (msg.t === 'log') {
-      this.consoleLog.text = (this.consoleLog.text + `[agent] ${msg.message}\n`).slice(-CONSOLE_KEEP);
-    }
-  }
-
-  private finish(err: Error): void {
+  private finish(): void {
+    if (this.state === 'stopped') return;
     this.state = 'stopped';
-    for (const run of this.runs.values()) {
-      if (run.timer) clearTimeout(run.timer);
-      run.reject(err);
-    }
-    this.runs.clear();
-    this.socket.destroy();
+    this.channel.fail(new EmulatedHostError('exited', 'the emulated host was stopped'));
+    if (this.qemu.exitCode === null && this.qemu.signalCode === null) this.qemu.kill('SIGKILL');
     this.removeExitHook();
     rmSync(this.runDir, { recursive: true, force: true });
   }
+}
+
+/** The argv and options that run this package's CLI inside with the host's node. */
+export function bulkheadCommand(args: readonly string[], opts: RunOptions): [string[], RunOptions] {
+  const main = packagePath('dist', 'cjs', 'cli', 'main.js');
+  if (!existsSync(main)) throw new InvalidStateError(`run ${main}`, 'not built', ['after npm run build:ts']);
+  return [[process.execPath, main, ...args], { cwd: packagePath(), ...opts }];
 }
 
 /** The real host's TSC frequency in kHz if its TSC is constant (what TCG's RDTSC returns). */
@@ -427,12 +405,6 @@ function realHostTscKhz(): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-function packageRoot(): string {
-  let dir = __dirname;
-  while (!existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return dir;
 }
 
 /**
@@ -450,7 +422,7 @@ function sweepStaleRunDirs(): void {
     const dir = path.join(os.tmpdir(), name);
     try {
       const pid = Number(readFileSync(path.join(dir, 'qemu.pid'), 'utf8').trim());
-      if (pid > 0 && existsSync(`/proc/${pid}`)) continue;
+      if (pid > 0 && isAlive(pid)) continue;
     } catch {
       try {
         if (Date.now() - statSync(dir).mtimeMs < 10 * 60_000) continue;

@@ -1,8 +1,9 @@
 /**
  * The emulated virtualization host: QEMU TCG with emulated SVM, our host kernel, the real root over
- * virtio-9p, and a control agent. See host.ts.
+ * virtio-9p, and a control agent. host.ts owns one; keeper.ts shares one between processes.
  */
-export { EmulatedHost, type EmulatedHostOptions, type RunOptions, type RunResult } from './host';
-export { agentSource } from './agent';
-export { buildInitramfs, singleInitCpio, writeCpio, type CpioEntry } from './initramfs';
-export { qemuArgs } from './qemu';
+export { EmulatedHost, type EmulatedHostOptions, type HostSession } from './host';
+export type { HostProcess, ProcessEnd, RunOptions, RunResult, SpawnOptions } from './channel';
+export { EmulatedHostError, OutputLimitError, type EmulatedHostFailure } from './errors';
+export { ensureKeeper, liveKeeper, stopKeeper, type KeeperInfo, type KeeperOptions } from './keeper';
+export { SharedEmulatedHost, sharedHostDir, sharedHostOptions, SHARED_HOST_CPUS, SHARED_HOST_MEMORY_MIB } from './shared';

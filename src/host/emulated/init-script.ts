@@ -33,9 +33,8 @@ export function envFile(s: InitSettings): string {
   ].join('\n');
 }
 
-export const INIT_SCRIPT = `#!/bin/busybox sh
-# bulkhead emulated host: PID 1 of the initramfs (generated from src/host/emulated/init-script.ts).
-/bin/busybox mkdir -p /proc /sys /dev /mnt/host /mnt/rw /newroot
+/** The start of every test host's /init: busybox as the toolbox, /proc /sys /dev, the settings, say/fail. */
+export const INIT_PREAMBLE = `/bin/busybox mkdir -p /proc /sys /dev /mnt/host /mnt/rw /newroot
 /bin/busybox mount -t proc proc /proc
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -46,8 +45,13 @@ mount -t devtmpfs devtmpfs /dev 2>/dev/null
 say() { echo "bulkhead-init: $*"; }
 fail() { say "FAILED: $*"; sync; reboot -f; }
 
-say "uptime $(cut -d' ' -f1 /proc/uptime)s: mounting the host root"
-mount -t 9p -o "trans=virtio,version=9p2000.L,ro,msize=$MSIZE,cache=$CACHE_9P" "$MOUNT_TAG" /mnt/host \\
+`;
+
+/**
+ * The new root: the real host's root over 9p (read-only) under a tmpfs overlay, the writable shares at
+ * their own paths, the API filesystems, and an empty /run ($R is the new root).
+ */
+export const MOUNT_NEW_ROOT = `mount -t 9p -o "trans=virtio,version=9p2000.L,ro,msize=$MSIZE,cache=$CACHE_9P" "$MOUNT_TAG" /mnt/host \\
   || fail "cannot mount the host root over 9p (tag $MOUNT_TAG)"
 mount -t tmpfs -o mode=0755 rw /mnt/rw
 mkdir -p /mnt/rw/upper /mnt/rw/work
@@ -71,19 +75,27 @@ mount -t tmpfs -o mode=1777 shm $R/dev/shm
 mount -t cgroup2 cgroup2 $R/sys/fs/cgroup 2>/dev/null
 # The real host's /run (its sockets, pid files) means nothing in here.
 mount -t tmpfs -o mode=0755 run $R/run
-mkdir -p $R/run/bulkhead
-cp /agent.js $R/run/bulkhead/agent.js
+`;
 
-ip link set lo up
-hostname "$HOST_NAME"
-
-CTL=
+/** Sets CTL to the virtio-serial port the control channel runs over. */
+export const FIND_CONTROL_PORT = `CTL=
 for p in /sys/class/virtio-ports/*; do
   [ "$(cat "$p/name" 2>/dev/null)" = bulkhead.ctl ] && CTL=/dev/\${p##*/}
 done
 [ -n "$CTL" ] || fail "no virtio-serial port named bulkhead.ctl"
 
-say "uptime $(cut -d' ' -f1 /proc/uptime)s: starting the agent ($NODE on $CTL)"
+`;
+
+export const INIT_SCRIPT = `#!/bin/busybox sh
+# bulkhead emulated host: PID 1 of the initramfs (generated from src/host/emulated/init-script.ts).
+${INIT_PREAMBLE}say "uptime $(cut -d' ' -f1 /proc/uptime)s: mounting the host root"
+${MOUNT_NEW_ROOT}mkdir -p $R/run/bulkhead
+cp /agent.js $R/run/bulkhead/agent.js
+
+ip link set lo up
+hostname "$HOST_NAME"
+
+${FIND_CONTROL_PORT}say "uptime $(cut -d' ' -f1 /proc/uptime)s: starting the agent ($NODE on $CTL)"
 /bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="$AGENT_HOME" \\
   /bin/chroot $R "$NODE" /run/bulkhead/agent.js "$CTL"
 say "agent exited ($?); powering off"

@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
+import { diesWithParent, which } from '../../util/process';
 import { CONTROL_PORT_NAME } from './protocol';
 
 export interface QemuSettings {
@@ -62,22 +63,14 @@ export interface LaunchedQemu {
   diesWithParent: boolean;
 }
 
-const SETPRIV_CANDIDATES = ['/usr/bin/setpriv', '/bin/setpriv'];
-
 export function launchQemu(s: QemuSettings): LaunchedQemu {
-  const setpriv = SETPRIV_CANDIDATES.find((p) => existsSync(p));
-  const args = qemuArgs(s);
-  const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'SIGKILL', '--', s.qemu, ...args]] : [s.qemu, args];
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(s.controlSocket) });
-  return { child, diesWithParent: setpriv !== undefined };
+  const launch = diesWithParent(s.qemu, qemuArgs(s));
+  const child = spawn(launch.command, launch.args, { stdio: ['ignore', 'pipe', 'pipe'], cwd: path.dirname(s.controlSocket) });
+  return { child, diesWithParent: launch.diesWithParent };
 }
 
+/** `explicit` if it exists, else qemu-system-x86_64 on PATH: the one lookup every QEMU user here shares. */
 export function findQemu(explicit?: string): string | undefined {
   if (explicit) return existsSync(explicit) ? explicit : undefined;
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
-    if (!dir) continue;
-    const candidate = path.join(dir, 'qemu-system-x86_64');
-    if (existsSync(candidate)) return candidate;
-  }
-  return undefined;
+  return which('qemu-system-x86_64');
 }
