@@ -16,7 +16,33 @@ export type BulkheadErrorCode =
   | 'HOST_UNAVAILABLE'
   | 'BENCH_RUNNER_UNAVAILABLE'
   | 'BENCH_FAILED'
-  | 'NATIVE_ADDON_UNAVAILABLE';
+  | 'NATIVE_ADDON_UNAVAILABLE'
+  | 'KERNEL_SOURCE_UNAVAILABLE'
+  | 'COMMAND_FAILED'
+  | 'ABORTED'
+  | 'OUTPUT_LIMIT'
+  | 'ZONE_CLOSED'
+  | 'ZONE_START_FAILED'
+  | 'ZONE_NOT_FOUND'
+  | 'AGENT_PROTOCOL_ERROR'
+  | 'AGENT_DISCONNECTED'
+  | 'AGENT_REQUEST_FAILED'
+  | 'SERVER_UNAVAILABLE'
+  | 'BAD_REQUEST'
+  | 'SERVER_ERROR'
+  | ImageErrorCode;
+
+/** The image subsystem's codes (src/image/errors.ts). */
+export type ImageErrorCode =
+  | 'IMAGE_NOT_FOUND'
+  | 'IMAGE_REFERENCE_INVALID'
+  | 'IMAGE_DIGEST_MISMATCH'
+  | 'IMAGE_MEDIA_TYPE_UNSUPPORTED'
+  | 'IMAGE_LAYER_HOSTILE'
+  | 'IMAGE_INVALID'
+  | 'IMAGE_PLATFORM_UNAVAILABLE'
+  | 'IMAGE_REGISTRY_ERROR'
+  | 'IMAGE_BUILD_FAILED';
 
 export class BulkheadError extends Error {
   readonly code: BulkheadErrorCode;
@@ -64,6 +90,13 @@ export class InvalidStateError extends BulkheadError {
       'INVALID_STATE',
       `cannot ${operation} while ${state}; allowed when: ${allowedStates.join(', ')}`,
     );
+  }
+}
+
+/** The caller's AbortSignal fired: `what` says what was stopped. Never a configuration problem. */
+export class AbortedError extends BulkheadError {
+  constructor(what: string, options?: { cause?: unknown }) {
+    super('ABORTED', `aborted while ${what}`, options);
   }
 }
 

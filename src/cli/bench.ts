@@ -3,24 +3,35 @@
  * Progress goes to stderr; with --json the results also go to stdout. SIGINT/SIGTERM abort the run,
  * undo every runner's setup (containers, private dockerd, bundles, temp dirs), then exit 130/143.
  */
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { InvalidConfigError } from '../errors';
 import { DEFAULT_RUNS, runBenchmark } from '../bench/method/run';
 import { writeReport } from '../bench/report';
+import { runLifecycle } from '../bench/lifecycle/run';
+import { writeLifecycleReport } from '../bench/lifecycle/report';
 import { RUNNER_NAMES, type RunnerLocation, type RunnerName } from '../bench/runners/runner';
 import { WORKLOAD_GROUPS, type WorkloadGroup } from '../bench/workload';
+import { defineCommand, integerFlag, listFlag, parseCommand, type Parsed } from './args';
 
-const USAGE = `usage: bulkhead bench [options]
-
-  --only GROUPS      test groups, comma-separated: ${WORKLOAD_GROUPS.join(',')} (default: all)
-  --runners NAMES    runners, comma-separated: ${RUNNER_NAMES.join(',')} (default: all)
-  --where LOCATIONS  host, emulated-host (default: host, plus emulated-host where /dev/kvm cannot run zones)
-  --runs N           counted runs per runner (default ${DEFAULT_RUNS}; use >= 5 for published figures)
-  --warmups N        uncounted warm-up rounds (default 1)
-  --scale F          multiplier on every iteration count (default 1; 0.01 for a quick look)
-  --json             also print results.json to stdout
-  --out DIR          output directory (default ./bench-results/<timestamp>)
-`;
+const benchCommand = {
+  name: 'bench',
+  summary: 'run one static workload bare, under Docker, runc, crun and gVisor (and zones), interleaved, into a report',
+  options: {
+    only: { type: 'string', value: 'GROUPS', description: `test groups, comma-separated: ${WORKLOAD_GROUPS.join(',')} (default: all)` },
+    runners: { type: 'string', value: 'NAMES', description: `runners, comma-separated: ${RUNNER_NAMES.join(',')} (default: all)` },
+    where: { type: 'string', value: 'LOCATIONS', description: 'host, emulated-host (default: host, plus emulated-host where /dev/kvm cannot run zones)' },
+    runs: { type: 'string', value: 'N', description: `counted runs per runner (default ${DEFAULT_RUNS}; use >= 5 for published figures)` },
+    warmups: { type: 'string', value: 'N', description: 'uncounted warm-up rounds (default 1)' },
+    scale: { type: 'string', value: 'F', description: 'multiplier on every iteration count (default 1; 0.01 for a quick look)' },
+    seed: { type: 'string', value: 'N', description: 'seed of the per-round shuffle of the runner order (default: a fresh one, recorded in results.json)' },
+    lifecycle: { type: 'boolean', description: 'the lifecycle figures instead (zone vs docker/runc start-up, exec, stream, idle memory, density); --runs = rounds' },
+    'stream-bytes': { type: 'string', value: 'N', description: 'with --lifecycle: bytes through cat (default 268435456 = 256 MiB)' },
+    densities: { type: 'string', value: 'N,N', description: 'with --lifecycle: sandboxes started at once (default 1,4,16)' },
+    json: { type: 'boolean', description: 'also print results.json to stdout' },
+    out: { type: 'string', value: 'DIR', description: 'output directory (default $TMPDIR/bulkhead-bench-<timestamp>: never the source tree)' },
+  },
+} as const;
 
 interface Args {
   groups: WorkloadGroup[];
@@ -29,71 +40,61 @@ interface Args {
   runs: number;
   warmups: number;
   scale: number;
+  seed?: number;
+  lifecycle: boolean;
+  streamBytes?: number;
+  densities?: number[];
   json: boolean;
   out: string;
 }
 
+/** The benchmark's settings from argv (for tests; the command parses through defineCommand). */
 export function parseBenchArgs(argv: readonly string[]): Args | 'help' {
-  const args: Args = {
-    groups: [...WORKLOAD_GROUPS],
-    runners: [...RUNNER_NAMES],
-    runs: DEFAULT_RUNS,
-    warmups: 1,
-    scale: 1,
-    json: false,
-    out: path.join('bench-results', new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)),
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new InvalidConfigError(flag, undefined, 'a value after the flag');
-      return v;
-    };
-    switch (flag) {
-      case '-h':
-      case '--help':
-        return 'help';
-      case '--only':
-        args.groups = list(flag, value(), WORKLOAD_GROUPS);
-        break;
-      case '--runners':
-        args.runners = list(flag, value(), RUNNER_NAMES);
-        break;
-      case '--where':
-        args.locations = list(flag, value(), ['host', 'emulated-host'] as const);
-        break;
-      case '--runs':
-        args.runs = integer(flag, value(), 1);
-        break;
-      case '--warmups':
-        args.warmups = integer(flag, value(), 0);
-        break;
-      case '--scale': {
-        const v = value();
-        args.scale = Number(v);
-        if (!(args.scale > 0)) throw new InvalidConfigError(flag, v, 'a number > 0');
-        break;
-      }
-      case '--json':
-        args.json = true;
-        break;
-      case '--out':
-        args.out = value();
-        break;
-      default:
-        throw new InvalidConfigError('option', flag, '--only, --runners, --where, --runs, --warmups, --scale, --json, --out');
-    }
-  }
-  return args;
+  const parsed = parseCommand({ ...benchCommand, run: async () => 0 }, argv);
+  return parsed === 'help' ? 'help' : benchArgs(parsed.values);
 }
 
-export async function run(argv: string[]): Promise<number> {
-  const args = parseBenchArgs(argv);
-  if (args === 'help') {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+function benchArgs(v: Parsed<typeof benchCommand.options>['values']): Args {
+  const scale = v.scale === undefined ? 1 : Number(v.scale);
+  if (!(scale > 0)) throw new InvalidConfigError('--scale', v.scale, 'a number > 0');
+  return {
+    groups: listFlag('only', v.only, WORKLOAD_GROUPS) ?? [...WORKLOAD_GROUPS],
+    runners: listFlag('runners', v.runners, RUNNER_NAMES) ?? [...RUNNER_NAMES],
+    locations: listFlag('where', v.where, ['host', 'emulated-host'] as const),
+    runs: integerFlag('runs', v.runs, 1) ?? DEFAULT_RUNS,
+    warmups: integerFlag('warmups', v.warmups, 0) ?? 1,
+    scale,
+    seed: integerFlag('seed', v.seed, 0),
+    lifecycle: v.lifecycle ?? false,
+    streamBytes: integerFlag('stream-bytes', v['stream-bytes'], 1),
+    densities: v.densities === undefined ? undefined : v.densities.split(',').map((n) => integerFlag('densities', n, 1)!),
+    json: v.json ?? false,
+    // Not the working directory by default: run from a checkout, results would land in the source tree.
+    out: v.out ?? path.join(os.tmpdir(), `bulkhead-bench-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`),
+  };
+}
+
+async function runLifecycleCommand(args: Args, signal: AbortSignal): Promise<number> {
+  const where = args.locations?.length === 1 ? args.locations[0] : undefined;
+  const results = await runLifecycle({
+    rounds: args.runs,
+    warmups: args.warmups,
+    streamBytes: args.streamBytes,
+    densities: args.densities,
+    where,
+    seed: args.seed,
+    signal,
+    log: (m) => process.stderr.write(`bench: ${m}\n`),
+  });
+  const written = writeLifecycleReport(results, args.out);
+  if (args.json) process.stdout.write(JSON.stringify(results, null, 2) + '\n');
+  process.stderr.write(`bench: wrote ${written.reportMd}, ${written.chartSvg}, ${written.resultsJson}\n`);
+  return results.sandboxes.some((s) => s.status === 'ok') ? 0 : 1;
+}
+
+export const command = defineCommand({ ...benchCommand, run: async ({ values }) => runBench(benchArgs(values)) });
+
+async function runBench(args: Args): Promise<number> {
   const controller = new AbortController();
   let stoppedBy: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -105,6 +106,7 @@ export async function run(argv: string[]): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    if (args.lifecycle) return await runLifecycleCommand(args, controller.signal);
     const results = await runBenchmark({
       groups: args.groups,
       runners: args.runners,
@@ -112,6 +114,7 @@ export async function run(argv: string[]): Promise<number> {
       runs: args.runs,
       warmups: args.warmups,
       scale: args.scale,
+      seed: args.seed,
       signal: controller.signal,
       log: (m) => process.stderr.write(`bench: ${m}\n`),
     });
@@ -129,17 +132,4 @@ export async function run(argv: string[]): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
-}
-
-function list<T extends string>(flag: string, value: string, allowed: readonly T[]): T[] {
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const item of items) if (!allowed.includes(item as T)) throw new InvalidConfigError(flag, item, allowed.join(', '));
-  if (items.length === 0) throw new InvalidConfigError(flag, value, `one or more of ${allowed.join(', ')}`);
-  return items as T[];
-}
-
-function integer(flag: string, value: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new InvalidConfigError(flag, value, `an integer >= ${min}`);
-  return n;
 }

@@ -3,8 +3,7 @@
  * report (see src/host/probe.ts) for machines. Exit status 0 when the probe ran, 2 on a usage error.
  */
 import { probeHost, type Finding, type HostReport } from '../host/probe';
-
-const USAGE = 'usage: bulkhead doctor [--json]';
+import { defineCommand } from './args';
 
 function indent(label: string, text: string): string {
   const pad = ' '.repeat(12);
@@ -21,6 +20,8 @@ const mark = (ok: boolean): string => (ok ? 'ok ' : 'no ');
 
 export function formatReport(r: HostReport): string {
   const out: string[] = ['bulkhead doctor: what this host can run', ''];
+  const z = r.zones;
+  out.push(indent(`${mark(z.ok)}zones`, `backend: ${z.backend}`), ...explain(z), '');
 
   const k = r.kvm;
   const kvmState = !k.present
@@ -48,9 +49,11 @@ export function formatReport(r: HostReport): string {
       `${mark(x.ok)}Xen`,
       `dom0: ${x.dom0 ? 'yes' : 'no'}; privcmd: ${x.privcmd ? 'yes' : 'no'}; libxenctrl: ${
         x.libxenctrl.loadable ? `loadable (${x.libxenctrl.name})` : 'not loadable'
-      }`,
+      }${x.hypervisor ? `; Xen ${x.hypervisor.version}, ${x.hypervisor.freeMemoryMiB} MiB free` : ''}`,
     ),
   );
+  const missingLibs = (x.libraries ?? []).filter((l) => !l.loaded);
+  if (missingLibs.length > 0) out.push(indent('', `missing libraries: ${missingLibs.map((l) => l.soname).join(', ')}`));
   out.push(...explain(x), '');
 
   const v = r.vsock;
@@ -75,19 +78,13 @@ export function formatReport(r: HostReport): string {
   return out.join('\n') + '\n';
 }
 
-export async function run(argv: string[]): Promise<number> {
-  let json = false;
-  for (const arg of argv) {
-    if (arg === '--json') json = true;
-    else if (arg === '-h' || arg === '--help') {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    } else {
-      process.stderr.write(`bulkhead doctor: unknown option ${JSON.stringify(arg)}\n${USAGE}\n`);
-      return 2;
-    }
-  }
-  const report = probeHost();
-  process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
-  return 0;
-}
+export const command = defineCommand({
+  name: 'doctor',
+  summary: 'what this host can run: KVM and its mode, Xen, vsock, QEMU for the emulated host',
+  options: { json: { type: 'boolean', description: 'print the probe report as JSON (for machines)' } },
+  async run({ values }) {
+    const report = await probeHost();
+    process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+    return 0;
+  },
+});

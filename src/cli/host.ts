@@ -1,55 +1,114 @@
 /**
- * `bulkhead host run [--memory MiB] [--cpus N] [--kernel PATH] [--console] -- CMD...`: boot the
- * emulated host, run CMD inside with its output streamed, stop, and exit with CMD's exit code.
+ * `bulkhead host run|start|stop|status`: the emulated virtualization host (QEMU TCG with nested
+ * SVM). `run` boots one for a command, or uses the shared one that `start` keeps running in the
+ * background (a keeper, see src/host/emulated/keeper.ts).
  */
-import { EmulatedHost, type EmulatedHostOptions } from '../host/emulated';
+import * as os from 'node:os';
+import { EmulatedHost, ensureKeeper, liveKeeper, SharedEmulatedHost, sharedHostDir, sharedHostOptions, stopKeeper, type HostSession } from '../host/emulated';
+import { defineCommand, defineGroup, integerFlag } from './args';
 
-const USAGE = `usage: bulkhead host run [--memory MiB] [--cpus N] [--kernel PATH] [--console] [--cwd DIR] -- CMD [ARG...]`;
 
-export async function run(argv: string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub !== 'run') {
-    process.stderr.write(`${USAGE}\n`);
-    return sub === '-h' || sub === '--help' ? 0 : 2;
-  }
-  const dash = rest.indexOf('--');
-  const flags = dash >= 0 ? rest.slice(0, dash) : [];
-  const command = dash >= 0 ? rest.slice(dash + 1) : rest;
-  const opts: EmulatedHostOptions = {};
-  let cwd: string | undefined;
-  for (let i = 0; i < flags.length; i++) {
-    const flag = flags[i]!;
-    const value = flags[i + 1];
-    if (flag === '--memory' && value) (opts.memoryMiB = Number(value)), i++;
-    else if (flag === '--cpus' && value) (opts.cpus = Number(value)), i++;
-    else if (flag === '--kernel' && value) (opts.kernel = value), i++;
-    else if (flag === '--cwd' && value) (cwd = value), i++;
-    else if (flag === '--console') opts.onConsole = (t) => process.stderr.write(t);
-    else {
-      process.stderr.write(`bulkhead host: unknown or incomplete option ${JSON.stringify(flag)}\n${USAGE}\n`);
-      return 2;
+const bootOptions = {
+  memory: { type: 'string', short: 'm', value: 'MiB', description: 'guest RAM of the emulated host (default 4096)' },
+  cpus: { type: 'string', value: 'N', description: 'its vCPUs (default 2)' },
+  kernel: { type: 'string', value: 'PATH', description: 'host kernel (default: the cached `host` kernel)' },
+} as const;
+
+const run = defineCommand({
+  name: 'host run',
+  summary: 'run a command inside the emulated host, streaming its output; exits with its code',
+  args: '[--] CMD [ARG...]',
+  options: {
+    ...bootOptions,
+    console: { type: 'boolean', description: "copy the emulated host's serial console to stderr" },
+    cwd: { type: 'string', value: 'DIR', description: 'working directory inside (default: this one)' },
+    fresh: { type: 'boolean', description: 'boot a host for this command even when a shared one runs' },
+  },
+  positionals: { min: 1, max: 1 },
+  stopAtPositional: true,
+  async run({ values, positionals, rest }) {
+    const command = [...positionals, ...rest];
+    let host: HostSession;
+    if (!values.fresh && liveKeeper(sharedHostDir())) {
+      host = await SharedEmulatedHost.connect(sharedHostDir());
+    } else {
+      const booted = await EmulatedHost.start({
+        memoryMiB: integerFlag('memory', values.memory, 256),
+        cpus: integerFlag('cpus', values.cpus, 1, 16),
+        kernel: values.kernel,
+        buildKernel: true,
+        onConsole: values.console ? (t) => process.stderr.write(t) : undefined,
+      });
+      if (process.stderr.isTTY) process.stderr.write(`[emulated host up in ${(booted.bootMs / 1000).toFixed(1)} s]\n`);
+      host = booted;
     }
-  }
-  if (command.length === 0) {
-    process.stderr.write(`bulkhead host: no command given\n${USAGE}\n`);
-    return 2;
-  }
-  const host = await EmulatedHost.start(opts);
-  try {
-    if (process.stderr.isTTY) process.stderr.write(`[emulated host up in ${(host.bootMs / 1000).toFixed(1)} s]\n`);
-    const result = await host.run(command, {
-      cwd,
-      onStdout: (d) => process.stdout.write(d),
-      onStderr: (d) => process.stderr.write(d),
-    });
-    if (result.exitCode === null) return 128 + (signalNumber(result.signal) ?? 1);
-    return result.exitCode;
-  } finally {
-    await host.stop();
-  }
-}
+    try {
+      const proc = host.spawn(command, { cwd: values.cwd, stdin: process.stdin.isTTY ? 'ignore' : 'pipe' });
+      if (proc.stdin) process.stdin.pipe(proc.stdin);
+      proc.stdout.pipe(process.stdout);
+      proc.stderr.pipe(process.stderr);
+      const end = await proc.wait();
+      process.stdin.unpipe();
+      process.stdin.destroy();
+      if (end.exitCode === null) return 128 + (os.constants.signals[end.signal as NodeJS.Signals] ?? 1);
+      return end.exitCode;
+    } finally {
+      await host.stop();
+    }
+  },
+});
 
-function signalNumber(name: string | null): number | undefined {
-  if (!name) return undefined;
-  return (require('node:os') as typeof import('node:os')).constants.signals[name as NodeJS.Signals];
-}
+const start = defineCommand({
+  name: 'host start',
+  summary: 'boot a shared emulated host in the background for later `host run` calls and zones',
+  options: {
+    ...bootOptions,
+    'idle-timeout': { type: 'string', value: 'SECONDS', description: 'stop after this long without a client (default: never)' },
+  },
+  async run({ values }) {
+    const idle = integerFlag('idle-timeout', values['idle-timeout'], 1);
+    const info = await ensureKeeper({
+      dir: sharedHostDir(),
+      idleTimeoutMs: idle === undefined ? undefined : idle * 1000,
+      host: {
+        ...sharedHostOptions(),
+        ...(values.memory ? { memoryMiB: integerFlag('memory', values.memory, 256) } : {}),
+        ...(values.cpus ? { cpus: integerFlag('cpus', values.cpus, 1, 16) } : {}),
+        kernel: values.kernel,
+      },
+    });
+    process.stdout.write(`emulated host running (keeper pid ${info.pid}, ${info.kernelRelease}, booted in ${(info.bootMs / 1000).toFixed(1)} s)\n`);
+    return 0;
+  },
+});
+
+const stop = defineCommand({
+  name: 'host stop',
+  summary: 'stop the shared emulated host',
+  options: {},
+  async run() {
+    const running = liveKeeper(sharedHostDir());
+    await stopKeeper(sharedHostDir());
+    process.stdout.write(running ? 'emulated host stopped\n' : 'no shared emulated host was running\n');
+    return 0;
+  },
+});
+
+const status = defineCommand({
+  name: 'host status',
+  summary: 'whether a shared emulated host is running; exit 1 if not',
+  options: { json: { type: 'boolean', description: 'print the keeper record as JSON' } },
+  async run({ values }) {
+    const info = liveKeeper(sharedHostDir());
+    if (values.json) process.stdout.write(JSON.stringify(info ?? null) + '\n');
+    else process.stdout.write(info ? `running: keeper pid ${info.pid}, QEMU pid ${info.qemuPid}, ${info.kernelRelease}\n` : 'not running\n');
+    return info ? 0 : 1;
+  },
+});
+
+export const command = defineGroup('host', 'the emulated virtualization host (QEMU TCG with nested SVM: hardware-semantics /dev/kvm)', [
+  run,
+  start,
+  stop,
+  status,
+]);

@@ -4,12 +4,12 @@
 // boot and prints JSON; the initramfs holds the e2e guest init (native/tests/guest-init), which prints
 // BH-* lines and ends the way its command line says. Skips, saying why, without QEMU or cached kernels.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
-import { EmulatedHost, singleInitCpio, type RunResult } from '../../src/host/emulated';
-import { findKernel } from '../../src/kernel';
-import { findQemu } from '../../src/host/emulated/qemu';
+import type { RunResult } from '../../src/host/emulated';
+import { singleInitCpio } from '../../src/util/cpio';
+import { emulatedHost, testKernel } from '../support/emulated-host';
 import { retryEarlyBootDeath } from './fixtures/early-boot-death';
 
 t.setTimeout(20 * 60_000);
@@ -32,12 +32,10 @@ interface BootJson {
   error?: { code?: string; message: string };
 }
 
-/** The initramfs of the e2e guest init. */
-function writeInitramfs(): string | { error: string } {
+/** The initramfs of the e2e guest init, written into `dir` (which the emulated host sees at once). */
+function writeInitramfs(dir: string): string | { error: string } {
   const r = spawnSync('make', ['-s', '-C', path.join(root, 'native'), 'guest-init'], { encoding: 'utf8' });
   if (r.status !== 0) return { error: `make guest-init failed: ${(r.stderr || r.stdout).slice(-2000)}` };
-  const dir = path.join(out, 'e2e-ts-boot');
-  mkdirSync(dir, { recursive: true });
   const file = path.join(dir, 'initramfs.cpio');
   writeFileSync(
     file,
@@ -56,25 +54,14 @@ function parse(r: RunResult): BootJson {
 }
 
 t.test('Linux boots through the TypeScript API inside the emulated host', async (t) => {
-  if (!findQemu()) return void t.skip('qemu-system-x86_64 not installed (apt-get install qemu-system-x86)', async () => undefined);
-  const hostKernel = await findKernel({ config: 'host' }).catch(() => undefined);
-  if (!hostKernel) return void t.skip('the host kernel is not built (bulkhead kernel build --config host)', async () => undefined);
-  const zone = await findKernel({ config: 'zone' }).catch(() => undefined);
-  if (!zone) return void t.skip('the zone kernel is not built (bulkhead kernel build --config zone)', async () => undefined);
+  const host = await emulatedHost(t);
+  if (!host) return;
+  const zone = await testKernel('zone');
   if (!existsSync(path.join(root, 'dist', 'cjs', 'kvm', 'boot-linux.js'))) {
     return void t.fail('dist/ has no kvm/boot-linux.js: run npm run build first');
   }
-  const initrd = writeInitramfs();
+  const initrd = writeInitramfs(host.workdir(t));
   if (typeof initrd !== 'string') return void t.fail(initrd.error);
-
-  let host: EmulatedHost;
-  try {
-    host = await EmulatedHost.start({ kernel: hostKernel.vmlinux });
-  } catch (err) {
-    return void t.skip(`the emulated host did not start: ${(err as Error).message}`, async () => undefined);
-  }
-  t.teardown(() => host.stop());
-  t.comment(`emulated host up in ${host.bootMs} ms`);
 
   const times: string[] = [];
   const bootOnce = async (label: string, args: Record<string, unknown>): Promise<BootJson> => {
@@ -162,8 +149,7 @@ t.test('Linux boots through the TypeScript API inside the emulated host', async 
     t.match(j.error?.message, /neither an ELF vmlinux nor a bzImage/);
   });
 
-  t.test('boot times (bootLinux inside the emulated host)', async (t) => {
-    for (const line of times) t.comment(line);
-    t.pass(`${times.length} boots timed`);
+  t.teardown(() => {
+    for (const line of times) t.comment(`boot time (bootLinux inside the emulated host): ${line}`);
   });
 });

@@ -1,0 +1,125 @@
+/**
+ * Zones on a machine whose /dev/kvm is PVM or missing: they run inside the emulated host (QEMU TCG
+ * with nested SVM, src/host/emulated), where /dev/kvm has hardware semantics.
+ *
+ * One shared emulated host per machine (a keeper in the runtime dir; it stops itself after
+ * IDLE_TIMEOUT_MS without clients), and per process one `bulkhead serve` inside it, started over
+ * the keeper's channel and reached through host.connect(). That serve dies with this process's
+ * connection, so its zones can never outlive their owner. Images and kernels are prepared out
+ * here (native speed) into the cache, which the emulated host sees live; the serve inside only
+ * boots VMs.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ensureKeeper, SharedEmulatedHost, sharedHostDir, sharedHostOptions, SHARED_HOST_CPUS, SHARED_HOST_MEMORY_MIB, type HostProcess } from '../host/emulated';
+import { resolveImage } from '../image';
+import { buildKernel } from '../kernel';
+import { connect, type ZoneClient } from '../server/client';
+import { cacheDir, cacheRoot, writeFileAtomic } from '../util/cache';
+import { agentBinary } from './agent';
+import { packagePath } from '../util/package-root';
+import { ZoneStartError } from './errors';
+import type { RemoteZone } from './remote';
+import { validateZoneSpec, type ZoneSpec } from './spec';
+import type { CreateOptions } from './zone';
+
+/** The shared host stops after this long with no process connected. */
+export const IDLE_TIMEOUT_MS = 5 * 60_000;
+const SERVE_START_TIMEOUT_MS = 120_000;
+
+interface InnerServer {
+  host: SharedEmulatedHost;
+  serve: HostProcess;
+  client: ZoneClient;
+  socket: string;
+}
+
+let inner: Promise<InnerServer> | undefined;
+
+export async function createEmulatedZone(spec: ZoneSpec, opts: CreateOptions): Promise<RemoteZone> {
+  // Field errors are caught here, against the emulated host's size, before anything boots.
+  const validated = validateZoneSpec(spec, { hostMemoryMiB: SHARED_HOST_MEMORY_MIB - 512, hostCpus: SHARED_HOST_CPUS });
+  const progress = opts.onProgress ?? (() => undefined);
+  // The emulated host and its server start while the image and kernel are prepared out here.
+  const serverReady = innerServer(progress);
+  serverReady.catch(() => undefined);
+  const artifact = await resolveImage(validated.image, { signal: spec.signal, onProgress: (e) => progress(`image: ${e.message}`) });
+  const kernel = validated.kernel ?? (await buildKernel({ config: 'zone', signal: spec.signal, progress: { onLine: progress } })).vmlinux;
+  const server = await serverReady;
+  // Resolved out here; inside, the store (shared live) has it by digest, and resolving again under TCG is slow.
+  try {
+    return await server.client.create({ ...spec, imageDigest: artifact.digest, kernel });
+  } catch (err) {
+    if (!server.serve.stdout.readableEnded) throw err;
+    throw new ZoneStartError('machine', `the zone server inside the emulated host ended: ${(err as Error).message}`, undefined, { cause: err });
+  }
+}
+
+/**
+ * The agent, built out here and copied into the cache under names keyed by content:
+ * the emulated host sees the cache live, while files built in the package after it booted may
+ * not be visible through its cached view of the root.
+ */
+function stageZoneAssets(): { agent: string } {
+  const dir = cacheDir('zone-assets');
+  const stage = (file: string, name: string) => {
+    const bytes = readFileSync(file);
+    const target = path.join(dir, `${name}-${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}`);
+    if (!existsSync(target)) {
+      writeFileAtomic(target, bytes);
+      chmodSync(target, 0o755);
+    }
+    return target;
+  };
+  return { agent: stage(agentBinary(), 'bulkhead-agent') };
+}
+
+/** This process's `bulkhead serve` inside the shared emulated host, started on first use. */
+function innerServer(progress: (line: string) => void): Promise<InnerServer> {
+  inner ??= startInnerServer(progress).catch((err: unknown) => {
+    inner = undefined;
+    throw err;
+  });
+  return inner;
+}
+
+async function startInnerServer(progress: (line: string) => void): Promise<InnerServer> {
+  progress('emulated host: starting or reusing the shared one (QEMU TCG with nested SVM: expect slow starts)');
+  await ensureKeeper({ dir: sharedHostDir(), idleTimeoutMs: IDLE_TIMEOUT_MS, host: sharedHostOptions() });
+  // The connection holds this process only while zone traffic flows (see ControlChannel idleUnref).
+  const host = await SharedEmulatedHost.connect(sharedHostDir(), { idleUnref: true });
+  const socket = `/run/bulkhead-serve-${process.pid}-${randomBytes(4).toString('hex')}.sock`;
+  const assets = stageZoneAssets();
+  const serve = host.spawn([process.execPath, packagePath('dist', 'cjs', 'cli', 'main.js'), 'serve', '--socket', socket], {
+    cwd: '/',
+    env: { BULKHEAD_RUNTIME_DIR: '/run/bulkhead', BULKHEAD_CACHE_DIR: cacheRoot(), BULKHEAD_AGENT_BINARY: assets.agent },
+    holdProcess: false,
+  });
+  let log = '';
+  serve.stderr.on('data', (d: Buffer) => {
+    log = (log + d.toString()).slice(-4000);
+    for (const line of d.toString().split('\n')) if (line.trim()) progress(`emulated host: ${line.trim()}`);
+  });
+  serve.stdout.resume();
+  const deadline = Date.now() + SERVE_START_TIMEOUT_MS;
+  let ended = false;
+  void serve.wait().then(
+    () => (ended = true),
+    () => (ended = true),
+  );
+  for (;;) {
+    try {
+      const client = await connect({ connect: () => host.connect(socket), describe: `bulkhead serve in the emulated host (${socket})` }, { backend: 'emulated-host' });
+      return { host, serve, client, socket };
+    } catch (err) {
+      if (ended || Date.now() > deadline) {
+        serve.kill('SIGKILL');
+        await host.stop();
+        throw new ZoneStartError('machine', `bulkhead serve did not start inside the emulated host: ${(err as Error).message}\n${log}`, undefined, { cause: err });
+      }
+      await sleep(200);
+    }
+  }
+}

@@ -1,0 +1,50 @@
+// When a zone dies from inside — its kernel panics, or its agent (PID 1) is killed by a hostile
+// workload — it is 'failed' with the reason, and every call pending on it ends at once with a
+// typed error. Through Zone.create as a user would (the emulated host on this machine).
+import t, { type Test } from 'tap';
+import { Zone, ZoneClosedError } from '../../src';
+import { emulatedHost, testKernel } from '../support/emulated-host';
+
+t.setTimeout(30 * 60_000);
+
+t.test('zones that die from inside', async (t) => {
+  const host = await emulatedHost(t); // the run's shared host: zones use the same one
+  if (!host) return;
+  await testKernel('zone');
+
+  const dieAndCheck = async (t: Test, how: string, kill: string[], reason: RegExp, tail?: RegExp) => {
+    const zone = await Zone.create({ image: 'busybox', memoryMiB: 96 });
+    t.teardown(() => zone.destroy());
+    await zone.files.write('/tmp/big', Buffer.alloc(4 * 1024 * 1024, 7));
+    const longExec = zone.exec(['sleep', '600']);
+    const stream = zone.spawn(['sh', '-c', 'while true; do echo tick; sleep 1; done']);
+    stream.stdout.resume();
+    const pending = Promise.allSettled([longExec, stream.wait()]); // observed from the start
+    const failed = new Promise<void>((resolve) => zone.on('state', (s: string) => s === 'failed' && resolve()));
+    await new Promise((r) => setTimeout(r, 1000));
+    const started = Date.now();
+    void zone.exec(kill).catch(() => undefined); // its own end takes it down
+    await failed;
+    t.equal(zone.state, 'failed', `${how}: the zone is failed`);
+    t.match(zone.exit?.failure, reason, `${how}: with the reason (${zone.exit?.failure})`);
+    if (tail) t.match(zone.exit?.consoleTail, tail, `${how}: the console tail says what happened`);
+    const settled = [...(await pending), ...(await Promise.allSettled([zone.files.read('/tmp/big'), zone.exec(['true'])]))];
+    t.ok(Date.now() - started < 60_000, `${how}: everything settled within ${Date.now() - started} ms of the kill`);
+    for (const [i, s] of settled.entries()) {
+      t.equal(s.status, 'rejected', `${how}: call ${i} rejected`);
+      if (s.status === 'rejected') t.ok(s.reason instanceof ZoneClosedError || typeof (s.reason as { code?: string }).code === 'string', `${how}: call ${i} with a typed error (${(s.reason as Error).message})`);
+    }
+  };
+
+  t.test('a guest kernel panic', async (t) => {
+    await dieAndCheck(t, 'panic', ['sh', '-c', 'echo c > /proc/sysrq-trigger'], /panic/i, /sysrq triggered crash|Kernel panic/);
+  });
+
+  t.test('a killed agent (PID 1 overwritten by a root workload)', async (t) => {
+    // The workload scribbles over the agent's code through /proc/1/mem; PID 1 dies, and with it the kernel.
+    const script =
+      "addr=$(grep -m1 ' r-xp ' /proc/1/maps | cut -d- -f1); " +
+      'dd if=/dev/urandom of=/proc/1/mem bs=4096 count=4 seek=$((0x$addr / 4096)) conv=notrunc 2>/dev/null; sleep 5';
+    await dieAndCheck(t, 'killed agent', ['sh', '-c', script], /panic|agent/i, /Attempted to kill init/);
+  });
+});
