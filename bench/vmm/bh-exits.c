@@ -61,7 +61,7 @@ static bh_io_result done_port(void *opaque, bh_io_access *a)
         return BH_IO_DONE;
     done_at = now_ns();
     done_value = a->data[0];
-    bh_vm_request_stop(the_vm, BH_EXIT_GUEST_REQUEST, "done port");
+    bh_vm_request_stop(the_vm, BH_EXIT_GUEST_REQUEST, 0, "done port");
     return BH_IO_DONE;
 }
 

@@ -11,6 +11,9 @@ export type { BenchResults, MetricResult, MetricByRunner, RunnerOutcome } from '
 export * as benchStats from './method/stats';
 export { interleavedSchedule, type ScheduledRun } from './method/schedule';
 export { writeReport, renderMarkdown, renderSvg, type WrittenReport } from './report';
+export { runLifecycle, type LifecycleOptions } from './lifecycle/run';
+export { writeLifecycleReport } from './lifecycle/report';
+export type { LifecycleResults, GoalRow } from './lifecycle/types';
 export { collectHostFacts, caveatsFor, type HostFacts, type VirtualizationMode } from './host-facts';
 export {
   createRunners,

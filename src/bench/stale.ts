@@ -8,8 +8,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { unmountUnder } from './mounts';
-import { killProcessesMentioning, processesMentioning, sleep } from './process';
-import { removeDockerCgroups } from './runners/dockerd';
+import { isAlive, killProcessesMentioning, processesMentioning, sleep } from '../util/process';
+import { dockerCgroups, dockerCgroupsBeforeUnder, removeDockerCgroups } from './runners/dockerd';
 
 export const WORK_ROOT_PREFIX = 'bulkhead-bench-';
 export const OWNER_FILE = 'owner.pid';
@@ -29,13 +29,15 @@ export async function sweepStaleRuns(tmpDir: string, log: (message: string) => v
     // Not a work root, one from another machine or boot, or its harness still runs.
     if (owner === undefined || owner.bootId !== bootId() || isAlive(owner.pid)) continue;
     log(`sweeping ${root}, left by bench process ${owner.pid} which is gone`);
+    const cgroupsBefore = dockerCgroupsBeforeUnder(root);
     const stoppedDockerd = await stopDockerdsUnder(root);
     await killProcessesMentioning(root);
     unmountUnder(root, log);
     // (A zombie still has its comm until init reaps it, which can take seconds here: only live ones count.)
     if (stoppedDockerd && !fs.readdirSync('/proc').some((p) => /^\d+$/.test(p) && commOf(p) === 'dockerd' && isAliveNotZombie(Number(p)))) {
-      // No dockerd runs any more, so empty `docker` cgroups are ours; rmdir refuses non-empty ones anyway.
-      await removeDockerCgroups();
+      // No dockerd runs any more: remove the empty `docker` cgroups the dead run's daemon added (those
+      // that were there before it started stay); rmdir refuses non-empty ones anyway.
+      await removeDockerCgroups(cgroupsBefore ?? new Set(dockerCgroups()));
     }
     try {
       fs.rmSync(root, { recursive: true, force: true });
@@ -70,14 +72,6 @@ function readOwner(root: string): { pid: number; bootId: string } | undefined {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function commOf(pid: string): string {
   try {

@@ -10,6 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { BulkheadError } from '../errors';
+import { packagePath } from '../util/package-root';
 
 export type WorkloadGroup = 'cpu' | 'memory' | 'syscall';
 export const WORKLOAD_GROUPS: readonly WorkloadGroup[] = ['cpu', 'memory', 'syscall'];
@@ -104,12 +105,9 @@ export function parseWorkloadOutput(stdout: string, expected: readonly string[])
 
 /** Where the workload's C source lives in the package (shipped under bench/workloads/). */
 export function workloadSourcePath(): string {
-  // Walk up to the package root: this module runs both from src/bench (tests) and dist/cjs/bench.
-  for (let dir = __dirname; dir !== path.dirname(dir); dir = path.dirname(dir)) {
-    const candidate = path.join(dir, 'bench', 'workloads', 'workload.c');
-    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(candidate)) return candidate;
-  }
-  throw new BulkheadError('BENCH_FAILED', `cannot find bench/workloads/workload.c above ${__dirname}`);
+  const candidate = packagePath('bench', 'workloads', 'workload.c');
+  if (!fs.existsSync(candidate)) throw new BulkheadError('BENCH_FAILED', `${candidate} is missing from the package`);
+  return candidate;
 }
 
 export function defaultCacheDir(): string {

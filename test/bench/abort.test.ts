@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import t, { type Test } from 'tap';
 import { createHostRunner } from '../../src/bench/runners';
-import { processesMentioning } from '../../src/bench/process';
+import { processesMentioning } from '../../src/util/process';
 import { emulatedHostUnavailableReason } from '../../src/bench/runners/emulated-host';
 import { hostState } from './fixtures/host-state';
 

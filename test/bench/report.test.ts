@@ -8,13 +8,19 @@ import t from 'tap';
 import type { BenchResults } from '../../src/bench/method/results';
 import { runBenchmark } from '../../src/bench/method/run';
 import { renderMarkdown, renderSvg, writeReport } from '../../src/bench/report';
+import type { BenchRunner } from '../../src/bench/runners/runner';
 
 t.test('a real run with an unavailable runner: skipped with its reason, in results and report', async (t) => {
-  const results = await runBenchmark({ runners: ['bare', 'zone'], locations: ['host'], groups: ['syscall'], runs: 1, warmups: 0, scale: 0.001 });
-  const zone = results.runners.find((r) => r.name === 'zone');
-  t.ok(zone, 'zone is listed');
-  t.equal(zone?.status, 'skipped');
-  t.match(zone?.reason, /^zones are not implemented yet: /);
+  // A made-up unavailable runner: a real one's availability depends on the machine.
+  const unavailable: BenchRunner = {
+    name: 'runsc', location: 'host', id: 'runsc', description: 'a runner that cannot work here', iterationScale: {},
+    probe: async () => ({ available: false, reason: 'not on this machine (test)' }),
+    version: async () => undefined, prepare: async () => undefined, run: async () => [], cleanup: async () => undefined,
+  };
+  const results = await runBenchmark({ runners: ['bare', unavailable], locations: ['host'], groups: ['syscall'], runs: 1, warmups: 0, scale: 0.001 });
+  const skipped = results.runners.find((r) => r.id === 'runsc');
+  t.equal(skipped?.status, 'skipped');
+  t.equal(skipped?.reason, 'not on this machine (test)');
   t.equal(results.runners.find((r) => r.id === 'bare')?.status, 'ok');
   t.equal(results.baseline.runnerId, null, 'no docker or runc: no baseline');
   t.match(results.baseline.note, /no baseline/);
@@ -23,8 +29,8 @@ t.test('a real run with an unavailable runner: skipped with its reason, in resul
 
   const md = renderMarkdown(results);
   t.match(md, /## Headline: zone vs bare Docker for CPU, memory, syscalls/);
-  t.match(md, /\*\*No zone figures yet\.\*\* The zone runner \(\w[\w-]*\) was skipped: zones are not implemented yet: /);
-  t.match(md, /\| zone(@emulated-host)? \| skipped \| zones are not implemented yet: /, 'skipped runner in the table of runners that did not run');
+  t.match(md, /\*\*No zone figures:\*\* the zone runner was not requested in this run\./);
+  t.match(md, /\| runsc \(gVisor: [^|]*ptrace only\) \| skipped \| not on this machine \(test\) \|/, 'skipped runner in the table of runners that did not run');
   t.match(md, new RegExp(`Virtualization on this host: \\*\\*${results.host.virtualization}\\*\\*`));
 
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bulkhead-bench-report-'));
@@ -46,7 +52,7 @@ function fixture(): BenchResults {
     format: 'bulkhead-bench/1',
     startedAt: '2026-11-23T12:00:00.000Z',
     finishedAt: '2026-11-23T12:05:00.000Z',
-    settings: { groups: ['cpu', 'syscall'], runs: 5, warmups: 1, scale: 1 },
+    settings: { groups: ['cpu', 'syscall'], runs: 5, warmups: 1, scale: 1, seed: 1234, minSampleMs: 50 },
     host: { cpuModel: 'Test CPU', cpuCount: 2, virtualization: 'pvm', virtualizationDetail: 'PVM', runsUnderHypervisor: true, kernel: 'Linux 6', node: 'v20', memoryGiB: 4, loadAverageAtStart: [0, 0, 0], runtimeVersions: {} },
     caveats: ['a caveat'],
     baseline: { runnerId: 'docker', note: 'ratios are relative to bare Docker' },
@@ -65,8 +71,8 @@ function fixture(): BenchResults {
 t.test('markdown: one row per metric and runner, ratios and notes', async (t) => {
   const md = renderMarkdown(fixture());
   t.match(md, /\| integer ALU loop \(cpu\) \| ns\/iter \| docker \| 100 \[90\.0–110\] \| 1\.00× \| baseline \|/);
-  t.match(md, /\|  \|  \| runsc \| 15,000 \[13,500–16,500\] \| 150× \| 1% of the default iterations/);
-  t.match(md, /\| runsc \| 1\.10× \| 150× \|/, 'headline table: geometric means per group');
+  t.match(md, /\|  \|  \| runsc \(gVisor: Debian's 2022 runsc build, platform ptrace only\) \| 15,000 \[13,500–16,500\] \| 150× \| 1% of the default iterations/);
+  t.match(md, /\| runsc \(gVisor: [^|]*\) \| 1\.10× \| 150× \|/, 'headline table: geometric means per group');
   t.match(md, /## Read this first\n\n- a caveat/);
 });
 
@@ -74,7 +80,7 @@ t.test('svg: a bar and a label per (metric, non-baseline runner), legend, axis; 
   const svg = renderSvg(fixture());
   t.equal((svg.match(/<rect [^>]*><title>/g) ?? []).length, 4, '2 metrics x 2 runners (the baseline is the axis line)');
   t.match(svg, />150×</);
-  t.match(svg, />runsc</);
+  t.match(svg, />runsc \(gVisor: Debian's 2022 runsc build, platform ptrace only\)</);
   t.match(svg, /docker = 1/);
   t.match(svg, /log scale/);
   const rsvg = spawnSync('rsvg-convert', ['--format', 'png'], { input: svg });
@@ -83,4 +89,22 @@ t.test('svg: a bar and a label per (metric, non-baseline runner), legend, axis; 
     t.equal(rsvg.status, 0, `rsvg-convert accepts it: ${rsvg.stderr}`);
     t.equal(rsvg.stdout.subarray(1, 4).toString(), 'PNG', 'renders to a PNG');
   }
+});
+
+t.test('headline: zone@emulated-host against docker@emulated-host, with the virtualization mode', async (t) => {
+  const base = fixture();
+  const inside = (id: string, name: 'docker' | 'zone') => ({ id, name, location: 'emulated-host' as const, description: id, status: 'ok' as const, iterations: {}, iterationScale: {} });
+  const results = {
+    ...base,
+    runners: [...base.runners.filter((r) => r.name !== 'zone'), inside('docker@emulated-host', 'docker'), inside('zone@emulated-host', 'zone')],
+    baselines: { ...base.baselines, 'emulated-host': { runnerId: 'docker@emulated-host', note: 'ratios inside the emulated host are relative to bare Docker' } },
+    headline: { cpu: { ...base.headline['cpu'], 'zone@emulated-host': 1.05 }, syscall: { ...base.headline['syscall'], 'zone@emulated-host': 0.97 } },
+    emulatedHost: { host: { ...base.host, virtualization: 'hardware', virtualizationDetail: '/dev/kvm with hardware virtualization (svm)' }, scale: 0.02, bootMs: 7000, kernelRelease: '6.12.117' },
+  } as BenchResults;
+  const md = renderMarkdown(results);
+  t.match(md, /\*\*zone@emulated-host vs docker@emulated-host\*\* \(zone\/Docker, >1 = the zone costs more\): CPU 1\.05×, syscalls 0\.97×\./);
+  t.match(md, /\| CPU \| zone\/Docker ≤ 1\.01[^|]*\| 1\.05× \| no \| missed: 1\.04× over \|/, 'goal row: CPU missed, by how much');
+  t.match(md, /\| Syscalls \| zone\/Docker ≤ 1\.00[^|]*\| 0\.97× \| yes \| met, 1\.03× under \|/, 'goal row: syscalls met');
+  t.match(md, /\| Memory \| zone\/Docker ≤ 1\.00 \| – \| not measured \|/, 'goal row: memory not in this run');
+  t.match(md, /Virtualization mode of these figures: \*\*nested: the zone's VM ran on the emulated host's \/dev\/kvm \(\/dev\/kvm with hardware virtualization \(svm\)\), itself under QEMU TCG on this pvm host/);
 });

@@ -62,12 +62,13 @@ t.test('real bare runs: interleaved order, medians of the samples, ratios agains
     runs: 3,
     warmups: 1,
     scale: 0.01,
+    seed: 7,
   });
-  t.same(calls, ['bare', 'runc', 'bare', 'runc', 'bare', 'runc', 'bare', 'runc'], 'A B A B ..., warm-up round included');
-  t.same(
-    results.executed.map((e) => `${e.warmup ? 'w' : ''}${e.runnerId}`),
-    ['wbare', 'wrunc', 'bare', 'runc', 'bare', 'runc', 'bare', 'runc'],
-  );
+  const planned = interleavedSchedule(['bare', 'runc'], 3, 1, 7);
+  t.same(calls, planned.map((p) => p.runnerId), 'the order the seed gives, warm-up round included');
+  for (let round = 0; round < 4; round++) t.same(calls.slice(round * 2, round * 2 + 2).sort(), ['bare', 'runc'], `round ${round}: each runner once`);
+  t.same(results.executed, planned, 'results record the order that ran');
+  t.equal(results.settings.seed, 7, 'the seed is recorded');
   t.equal(results.baseline.runnerId, 'runc', 'runc is the baseline when docker did not run');
   t.match(results.baseline.note, /not Docker/);
   t.equal(results.metrics.length, 8, '3 cpu + 5 syscall tests');
@@ -89,4 +90,6 @@ t.test('invalid settings are refused before anything runs', async (t) => {
   await t.rejects(runBenchmark({ runners: ['bare'], runs: 0 }), { code: 'INVALID_CONFIG' });
   await t.rejects(runBenchmark({ runners: ['bare'], scale: -1 }), { code: 'INVALID_CONFIG' });
   await t.rejects(runBenchmark({ runners: ['nope' as RunnerName] }), { code: 'INVALID_CONFIG' });
+  await t.rejects(runBenchmark({ runners: ['bare'], seed: -1 }), { code: 'INVALID_CONFIG' });
+  await t.rejects(runBenchmark({ runners: ['bare'], seed: 1.5 }), { code: 'INVALID_CONFIG' });
 });

@@ -5,12 +5,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import t from 'tap';
-import { findQemuBinary } from '../../src/bench/vmm/qemu';
+import { findQemu } from '../../src/host/emulated/qemu';
 
 const RUN = path.resolve(__dirname, '..', '..', 'dist', 'cjs', 'bench', 'vmm', 'run.js');
 const skip = !fs.existsSync('/dev/kvm')
   ? '/dev/kvm does not exist on this host'
-  : !findQemuBinary()
+  : !findQemu()
     ? 'qemu-system-x86_64 not installed'
     : !fs.existsSync(RUN)
       ? `${RUN} missing: run npm run build:ts first`

@@ -8,13 +8,13 @@ import t from 'tap';
 import { EmulatedHost } from '../../src/host/emulated';
 import type { BootConfig, BootSample } from '../../src/bench/vmm/boot';
 import { buildNativeTools, cachedKernel, runInner, writeInitramfs } from '../../src/bench/vmm/emulated';
-import { findQemuBinary } from '../../src/bench/vmm/qemu';
+import { findQemu } from '../../src/host/emulated/qemu';
 import { renderMarkdown, summarizeBoot } from '../../src/bench/vmm/report';
 
 t.setTimeout(20 * 60_000);
 
 t.test('one boot of each VMM inside the emulated host: marker time and memory overhead', async (t) => {
-  const qemu = findQemuBinary();
+  const qemu = findQemu();
   if (!qemu) return void t.skip('qemu-system-x86_64 not installed (apt-get install qemu-system-x86)', async () => undefined);
   // Any cached build serves (the benchmark does the same while a config change awaits a rebuild).
   const hostKernel = (await cachedKernel('host'))?.kernel;

@@ -9,14 +9,15 @@ import t from 'tap';
 import { openHypervisor } from '../../src/kvm';
 import { buildExitGuest, withCount } from '../../src/bench/vmm/guest';
 import { oursExitRun, oursLifecycle } from '../../src/bench/vmm/ours';
-import { findQemuBinary, qemuCpuModel, qemuExitArgs, qemuRun } from '../../src/bench/vmm/qemu';
+import { findQemu } from '../../src/host/emulated/qemu';
+import { qemuCpuModel, qemuExitArgs, qemuRun } from '../../src/bench/vmm/qemu';
 import { runExitBenchmark } from '../../src/bench/vmm/exits';
 import { collectHostFacts } from '../../src/bench/host-facts';
 
 const binutils = ['as', 'ld'].every((tool) => spawnSync(tool, ['--version']).status === 0);
 const kvmReason = fs.existsSync('/dev/kvm') ? false : '/dev/kvm does not exist on this host';
 const skip = !binutils ? 'binutils (as, ld) not installed' : kvmReason;
-const qemu = findQemuBinary();
+const qemu = findQemu();
 const qemuSkip = skip || (qemu ? false : 'qemu-system-x86_64 not installed (apt-get install qemu-system-x86)');
 const facts = collectHostFacts();
 

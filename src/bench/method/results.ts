@@ -58,6 +58,10 @@ export interface BenchResults {
     readonly runs: number;
     readonly warmups: number;
     readonly scale: number;
+    /** Seed of the per-round shuffle of the runner order (the same seed gives the same order). */
+    readonly seed: number;
+    /** Counted samples' floor: a warm-up sample shorter than this raised the test's iterations. */
+    readonly minSampleMs: number;
   };
   readonly host: HostFacts;
   readonly caveats: readonly string[];

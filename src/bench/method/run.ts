@@ -10,13 +10,14 @@ import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
 import { caveatsFor, collectHostFacts, type HostFacts } from '../host-facts';
 import { unmountUnder } from '../mounts';
-import { BenchAbortedError } from '../process';
+import { AbortedError } from '../../errors';
 import { createRunners, RUNNER_NAMES, type BenchRunner, type RunnerLocation, type RunnerName } from '../runners';
 import { EmulatedHostRunner, runInEmulatedHost } from '../runners/emulated-host';
 import { OWNER_FILE, ownerRecord, sweepStaleRuns, WORK_ROOT_PREFIX } from '../stale';
 import { buildWorkload, iterationsFor, testsForGroups, WORKLOAD_GROUPS, type WorkloadGroup, type WorkloadTest } from '../workload';
 import type { BenchResults, EmulatedHostRun, RunnerOutcome } from './results';
-import { interleavedSchedule, type ScheduledRun } from './schedule';
+import { interleavedSchedule, newSeed, type ScheduledRun } from './schedule';
+import { calibratedIterations, MIN_SAMPLE_MS } from './sample-floor';
 import { baselinesFor, chooseBaseline, headlineRatios, metricFor, type Samples } from './summary';
 
 export interface BenchOptions {
@@ -38,6 +39,8 @@ export interface BenchOptions {
   readonly log?: (message: string) => void;
   /** Where the built workload is cached; default ~/.cache/bulkhead/bench. */
   readonly cacheDir?: string;
+  /** Seed of the per-round shuffle of the runner order (recorded in the results); default: a fresh one. */
+  readonly seed?: number;
 }
 
 export const DEFAULT_RUNS = 5;
@@ -50,6 +53,7 @@ interface Settings {
   readonly warmups: number;
   readonly scale: number;
   readonly runTimeoutMs: number;
+  readonly seed: number;
   readonly signal?: AbortSignal;
   readonly log: (message: string) => void;
 }
@@ -146,10 +150,10 @@ class Session {
 
   /** Interleaved rounds over the prepared runners; warm-up rounds are run but not counted. */
   async runRounds(): Promise<void> {
-    const { tests, runs, warmups, runTimeoutMs, log, signal } = this.settings;
+    const { tests, runs, warmups, runTimeoutMs, seed, log, signal } = this.settings;
     const active = this.local.filter((r) => this.outcome(r).status === 'ok');
     const byId = new Map(active.map((r) => [r.id, r]));
-    const schedule = interleavedSchedule(active.map((r) => r.id), runs, warmups);
+    const schedule = interleavedSchedule(active.map((r) => r.id), runs, warmups, seed);
     for (const [index, slot] of schedule.entries()) {
       throwIfAborted(signal);
       const runner = byId.get(slot.runnerId)!;
@@ -167,6 +171,8 @@ class Session {
         this.executed.push(slot);
         log(`${step} done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
         if (!slot.warmup) for (const r of results) this.addSample(runner.id, r.test, r.value);
+        // The last warm-up sets the counted runs' iterations, so that no counted sample is mostly timer noise.
+        if (slot.warmup && slot.round === warmups - 1) this.calibrate(runner, results);
       } catch (err) {
         throwIfAborted(signal);
         markFailed(outcome, `run failed (${label}): ${messageOf(err)}`, log);
@@ -174,14 +180,25 @@ class Session {
     }
   }
 
+  /** Raises the counted runs' iterations of every test whose warm-up sample was shorter than MIN_SAMPLE_MS. */
+  private calibrate(runner: BenchRunner, warmup: readonly { test: string; iterations: number; elapsedNs: number }[]): void {
+    const outcome = this.outcome(runner);
+    for (const r of warmup) {
+      const next = calibratedIterations(r.iterations, r.elapsedNs);
+      if (next === r.iterations) continue;
+      this.settings.log(`${runner.id}: ${r.test}: ${r.iterations} iterations took ${(r.elapsedNs / 1e6).toFixed(1)} ms; counted runs use ${next} (>= ${MIN_SAMPLE_MS} ms a sample)`);
+      outcome.iterations[r.test] = next;
+    }
+  }
+
   /** The emulated host's runners: one nested run of this harness in there, merged back. */
   async runNested(): Promise<void> {
-    const { groups, runs, warmups, scale, log, signal } = this.settings;
+    const { groups, runs, warmups, scale, seed, log, signal } = this.settings;
     const runners = this.nested.filter((r) => this.outcome(r).status === 'ok');
     if (runners.length === 0) return;
     throwIfAborted(signal);
     try {
-      const run = await runInEmulatedHost({ names: runners.map((r) => r.name), groups, runs, warmups, scale, signal, log });
+      const run = await runInEmulatedHost({ names: runners.map((r) => r.name), groups, runs, warmups, scale, seed, signal, log });
       this.mergeNested(run.results, runners);
       this.emulatedHost = { host: run.results.host, scale: run.results.settings.scale, bootMs: run.bootMs, kernelRelease: run.kernelRelease };
     } catch (err) {
@@ -217,7 +234,7 @@ class Session {
       format: 'bulkhead-bench/1',
       startedAt,
       finishedAt: new Date().toISOString(),
-      settings: { groups: [...groups], runs, warmups, scale },
+      settings: { groups: [...groups], runs, warmups, scale, seed: this.settings.seed, minSampleMs: MIN_SAMPLE_MS },
       host,
       caveats: caveatsFor(host, measuredAt),
       baseline: baselines['host'] ?? chooseBaseline(outcomes, 'host'),
@@ -268,6 +285,8 @@ function validate(options: BenchOptions): Settings {
   const runs = options.runs ?? DEFAULT_RUNS;
   const warmups = options.warmups ?? 1;
   const scale = options.scale ?? 1;
+  const seed = options.seed ?? newSeed();
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new BulkheadError('INVALID_CONFIG', `invalid seed: ${seed}; allowed: an integer in [0, 2^32)`);
   if (!Number.isInteger(runs) || runs < 1) throw new BulkheadError('INVALID_CONFIG', `invalid runs: ${runs}; allowed: an integer >= 1`);
   if (!Number.isInteger(warmups) || warmups < 0) throw new BulkheadError('INVALID_CONFIG', `invalid warmups: ${warmups}; allowed: an integer >= 0`);
   if (!(scale > 0)) throw new BulkheadError('INVALID_CONFIG', `invalid scale: ${scale}; allowed: a number > 0`);
@@ -280,6 +299,7 @@ function validate(options: BenchOptions): Settings {
     warmups,
     scale,
     runTimeoutMs: options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS,
+    seed,
     signal: options.signal,
     log: options.log ?? (() => undefined),
   };
@@ -307,7 +327,7 @@ function oneLine(text: string, max = 400): string {
 }
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
-  if (signal?.aborted) throw new BenchAbortedError('the benchmark');
+  if (signal?.aborted) throw new AbortedError('running the benchmark');
 }
 
 function messageOf(err: unknown): string {

@@ -1,7 +1,9 @@
 /**
- * The run order: interleaved rounds (A B C, A B C, ...) so that slow drifts of the machine (another
- * job starting, thermal changes) hit every runner alike instead of whichever ran last. Warm-up rounds come
- * first and are not counted: they fault in the binary, the image and the runtime's own caches.
+ * The run order: interleaved rounds (every runner once per round) so that slow drifts of the machine
+ * (another job starting, thermal changes) hit every runner alike, with the order inside each round
+ * shuffled from a recorded seed, so that no runner always runs first (cold caches) or right after
+ * the same neighbour. Warm-up rounds come first and are not counted: they fault in the binary, the image
+ * and the runtime's own caches. The same seed gives the same schedule, so a run can be repeated.
  */
 export interface ScheduledRun {
   readonly round: number;
@@ -9,10 +11,39 @@ export interface ScheduledRun {
   readonly warmup: boolean;
 }
 
-export function interleavedSchedule(runnerIds: readonly string[], runs: number, warmups: number): ScheduledRun[] {
+export function interleavedSchedule(runnerIds: readonly string[], runs: number, warmups: number, seed?: number): ScheduledRun[] {
+  const random = seed === undefined ? undefined : seededRandom(seed);
   const schedule: ScheduledRun[] = [];
   for (let round = 0; round < warmups + runs; round++) {
-    for (const runnerId of runnerIds) schedule.push({ round, runnerId, warmup: round < warmups });
+    const order = random ? shuffled(runnerIds, random) : runnerIds;
+    for (const runnerId of order) schedule.push({ round, runnerId, warmup: round < warmups });
   }
   return schedule;
+}
+
+/** A fresh seed for a run that was not given one (32 bits: small enough to read off a report). */
+export function newSeed(): number {
+  return Math.floor(Math.random() * 2 ** 32);
+}
+
+/** mulberry32: tiny, fast and good enough to order a handful of runners; not for anything secret. */
+function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Fisher-Yates over a copy. */
+function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const out = [...items];
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }

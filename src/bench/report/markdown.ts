@@ -1,21 +1,34 @@
 /** report.md: the page a person reads. Headline first, then what the figures can and cannot mean. */
 import type { BenchResults, RunnerOutcome } from '../method/results';
-import { formatRatio, formatValue, GROUP_TITLES } from './format';
+import { formatRatio, formatValue, GROUP_TITLES, runnerLabel } from './format';
+import { evaluateGoals } from '../lifecycle/goals';
 
 export function renderMarkdown(results: BenchResults): string {
   const out: string[] = [];
   const baseline = results.baseline.runnerId;
   const ok = results.runners.filter((r) => r.status === 'ok');
   const h = results.host;
+  const label = (r: RunnerOutcome): string => runnerLabel(r.id, r.name, h.runtimeVersions);
 
   out.push(`# bulkhead benchmark, ${results.startedAt.slice(0, 16).replace('T', ' ')} UTC`, '');
 
   out.push(`## Headline: zone vs bare Docker for CPU, memory, syscalls`, '');
   const zone = results.runners.find((r) => r.name === 'zone');
-  if (zone?.status === 'ok' && baseline) {
-    out.push(`zone vs ${baseline}: ${headlineSentence(results, zone.id)}`, '');
+  // A zone is compared only with the baseline measured where it ran (in the emulated host: docker in there).
+  const zoneBaseline = zone ? results.baselines[zone.location]?.runnerId : undefined;
+  if (zone?.status === 'ok' && zoneBaseline) {
+    out.push(`**${zone.id} vs ${zoneBaseline}** (zone/Docker, >1 = the zone costs more): ${headlineSentence(results, zone.id)}.`, '');
+    out.push(`Virtualization mode of these figures: **${zoneVirtualization(results, zone)}**.`, '');
+    // The issue's workload goals, checked here; the lifecycle goals are in `bench --lifecycle`'s report.
+    const h = (g: 'cpu' | 'memory' | 'syscall') => results.headline[g]?.[zone.id];
+    const goals = evaluateGoals([], undefined, { cpu: h('cpu'), memory: h('memory'), syscall: h('syscall') }).slice(0, 3);
+    out.push(`| goal (${zone.location === 'emulated-host' ? 'nested, in the emulated host' : results.host.virtualization}) | target | measured | met | by how much |`, '|---|---|---:|---|---|');
+    for (const g of goals) out.push(`| ${g.goal} | ${g.target} | ${g.measuredText} | ${g.met === null ? 'not measured' : g.met ? 'yes' : 'no'} | ${g.by} |`);
+    out.push('');
+  } else if (zone?.status === 'ok') {
+    out.push(`**No zone ratios:** ${zone.id} ran, but ${results.baselines[zone.location]?.note ?? 'no baseline ran beside it'}.`, '');
   } else if (zone) {
-    out.push(`**No zone figures yet.** The zone runner (${zone.location}) was ${zone.status}: ${zone.reason}.`, '');
+    out.push(`**No zone figures.** The zone runner (${zone.id}) was ${zone.status}: ${zone.reason}.`, '');
   } else {
     out.push(`**No zone figures:** the zone runner was not requested in this run.`, '');
   }
@@ -30,7 +43,7 @@ export function renderMarkdown(results: BenchResults): string {
     out.push(`|---|${groups.map(() => '---:').join('|')}|`);
     for (const r of withRatios) {
       const vs = r.location === 'host' ? '' : ` (vs ${results.baselines[r.location]?.runnerId})`;
-      out.push(`| ${r.id}${vs} | ${groups.map((g) => fmtRatioOrDash(results.headline[g]?.[r.id])).join(' | ')} |`);
+      out.push(`| ${label(r)}${vs} | ${groups.map((g) => fmtRatioOrDash(results.headline[g]?.[r.id])).join(' | ')} |`);
     }
     out.push('');
   }
@@ -56,7 +69,7 @@ export function renderMarkdown(results: BenchResults): string {
       if (!v) continue;
       const metric = first ? `${m.title} (${m.group})` : '';
       const unit = first ? `${m.unit}${m.better === 'higher' ? ' ↑' : ''}` : '';
-      out.push(`| ${metric} | ${unit} | ${r.id} | ${formatValue(v.median)} [${formatValue(v.min)}–${formatValue(v.max)}] | ${v.ratio === null ? '–' : formatRatio(v.ratio)} | ${noteFor(r, m.group, results)} |`);
+      out.push(`| ${metric} | ${unit} | ${label(r)} | ${formatValue(v.median)} [${formatValue(v.min)}–${formatValue(v.max)}] | ${v.ratio === null ? '–' : formatRatio(v.ratio)} | ${noteFor(r, m.group, results)} |`);
       first = false;
     }
   }
@@ -66,7 +79,7 @@ export function renderMarkdown(results: BenchResults): string {
   if (notRun.length > 0) {
     out.push(`## Runners that did not run`, '');
     out.push(`| runner | status | reason |`, `|---|---|---|`);
-    for (const r of notRun) out.push(`| ${r.id} | ${r.status} | ${escapeCell(r.reason ?? '')} |`);
+    for (const r of notRun) out.push(`| ${label(r)} | ${r.status} | ${escapeCell(r.reason ?? '')} |`);
     out.push('');
   }
 
@@ -86,10 +99,14 @@ export function renderMarkdown(results: BenchResults): string {
 
   out.push(`## Method`, '');
   out.push('- Runners:');
-  for (const r of results.runners) out.push(`  - **${r.id}**: ${r.description}`);
+  for (const r of results.runners) out.push(`  - **${label(r)}**: ${r.description}`);
   out.push(
-    `- ${results.settings.warmups} uncounted warm-up round(s), then ${results.settings.runs} counted rounds, interleaved (each round runs every runner once, in the same order), so drifts of a shared machine hit every runner alike.`,
+    `- ${results.settings.warmups} uncounted warm-up round(s), then ${results.settings.runs} counted rounds, interleaved (each round runs every runner once), so drifts of a shared machine hit every runner alike; ` +
+      (results.settings.seed === undefined ? 'the order inside a round was fixed.' : `the order inside each round is shuffled with seed ${results.settings.seed} (\`--seed ${results.settings.seed}\` repeats it).`),
   );
+  if (results.settings.minSampleMs !== undefined) {
+    out.push(`- Every counted sample lasts at least ~${results.settings.minSampleMs} ms: a test whose last warm-up was shorter got its iterations raised for the counted runs (see iterations in results.json).`);
+  }
   out.push(`- One static C workload (bench/workloads/workload.c) for every runner; iteration scale ${results.settings.scale}. Per-runner iteration counts differ only where a runner is orders of magnitude slower (see note column); every figure is per operation.`);
   out.push(`- Docker runs with its default seccomp profile; runc, crun and runsc run the same image as a bundle without one.`);
   if (results.emulatedHost) {
@@ -99,6 +116,14 @@ export function renderMarkdown(results: BenchResults): string {
   }
   out.push('');
   return out.join('\n');
+}
+
+/** How the zone's VM was virtualized, in words, for the headline. */
+function zoneVirtualization(results: BenchResults, zone: RunnerOutcome): string {
+  if (zone.location === 'emulated-host') {
+    return `nested: the zone's VM ran on the emulated host's /dev/kvm (${results.emulatedHost?.host.virtualizationDetail ?? 'nested SVM'}), itself under QEMU TCG on this ${results.host.virtualization} host; its baseline ran in the same emulated host`;
+  }
+  return `${results.host.virtualization} (${results.host.virtualizationDetail})`;
 }
 
 function headlineSentence(results: BenchResults, id: string): string {

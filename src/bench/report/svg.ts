@@ -5,7 +5,7 @@
  */
 import type { BenchResults } from '../method/results';
 import { busiestLoad } from '../host-facts';
-import { formatRatio, GROUP_TITLES } from './format';
+import { formatRatio, GROUP_TITLES, runnerLabel } from './format';
 
 const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#b07aa1', '#edc948', '#9c755f'];
 const WIDTH = 960;
@@ -28,7 +28,8 @@ export function renderSvg(results: BenchResults): string {
   // A runner elsewhere than the host is compared with the baseline measured in the same place.
   const legendLabel = (id: string): string => {
     const r = results.runners.find((o) => o.id === id);
-    return r && r.location !== 'host' ? `${id} (vs ${results.baselines[r.location]?.runnerId})` : id;
+    const name = r ? runnerLabel(id, r.name, results.host.runtimeVersions) : id;
+    return r && r.location !== 'host' ? `${name} (vs ${results.baselines[r.location]?.runnerId})` : name;
   };
   const ratios = results.metrics.flatMap((m) => runnerIds.map((id) => m.byRunner[id]?.ratio).filter((r): r is number => typeof r === 'number'));
   // The baselines the drawn runners are compared with (docker, or docker@emulated-host, ...).

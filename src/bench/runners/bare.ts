@@ -1,6 +1,6 @@
 /** The workload as a plain process of the host: the floor every other runner is compared with. */
 import { BulkheadError } from '../../errors';
-import { runCommand } from '../process';
+import { runCommand } from '../../util/process';
 import { parseWorkloadOutput, type WorkloadResult } from '../workload';
 import type { Availability, BenchRunner, RunnerContext, RunOptions, WorkloadInvocation } from './runner';
 

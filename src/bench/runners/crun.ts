@@ -4,7 +4,7 @@
  * hierarchy unmounted there. The namespace dies with the command; the host's mounts are untouched.
  */
 import { OciRuntimeRunner } from './oci-runtime';
-import { which } from '../process';
+import { which } from '../../util/process';
 import type { Availability } from './runner';
 
 const HIDE_UNIFIED_CGROUP = 'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" "$@"';

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
-import { runChecked, runCommand, versionOf, which } from '../process';
+import { runChecked, runCommand, versionOf, which } from '../../util/process';
 import { parseWorkloadOutput, type WorkloadResult } from '../workload';
 import { containerCgroupsUnavailableReason } from './cgroups';
 import { PrivateDockerd } from './dockerd';

@@ -10,12 +10,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
 import { unmountUnder } from '../mounts';
-import { killProcessesMentioning, runCommand, sleep } from '../process';
+import { killProcessesMentioning, runCommand, sleep } from '../../util/process';
 
 const START_TIMEOUT_MS = 90_000;
 const STOP_TIMEOUT_MS = 30_000;
 /** Parent directories where Docker creates a `docker` cgroup on cgroup v1 / hybrid hosts. */
 const CGROUP_ROOT = '/sys/fs/cgroup';
+/** In the daemon's dir: the `docker` cgroups that existed before it started (a JSON array of paths). */
+const CGROUPS_BEFORE_FILE = 'cgroups-before.json';
 
 export class PrivateDockerd {
   readonly socket: string;
@@ -42,6 +44,9 @@ export class PrivateDockerd {
     const config = path.join(this.dir, 'daemon.json');
     fs.writeFileSync(config, '{}\n'); // so /etc/docker/daemon.json, if any, does not apply
     this.cgroupsBefore = new Set(dockerCgroups());
+    // Recorded for a later run's sweep, should this process be killed before stop(): it removes only
+    // the cgroups this daemon added, not ones that were on the host before.
+    fs.writeFileSync(path.join(this.dir, CGROUPS_BEFORE_FILE), JSON.stringify([...this.cgroupsBefore]) + '\n');
     const log = fs.openSync(path.join(this.dir, 'dockerd.log'), 'a');
     this.child = spawn(
       dockerd,
@@ -154,4 +159,36 @@ export function removeCgroupTree(dir: string): void {
   } catch {
     // still in use or already gone: leave it rather than fail the cleanup
   }
+}
+
+/**
+ * The `docker` cgroups that private daemons under `root` found on the host when they started (what a
+ * sweep of `root` must leave in place), or undefined when no daemon there recorded it.
+ */
+export function dockerCgroupsBeforeUnder(root: string): Set<string> | undefined {
+  let found: Set<string> | undefined;
+  const visit = (dir: string, depth: number): void => {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isFile() && e.name === CGROUPS_BEFORE_FILE) {
+        found ??= new Set();
+        try {
+          const list: unknown = JSON.parse(fs.readFileSync(p, 'utf8'));
+          if (Array.isArray(list)) for (const cg of list) if (typeof cg === 'string') found.add(cg);
+        } catch {
+          // a half-written record: keep what the others say
+        }
+      } else if (e.isDirectory() && depth < 3 && e.name !== 'data' && e.name !== 'exec') {
+        visit(p, depth + 1);
+      }
+    }
+  };
+  visit(root, 0);
+  return found;
 }

@@ -53,7 +53,7 @@ export class EmulatedHostRunner implements BenchRunner {
 
 interface EmulatedHostModule {
   EmulatedHost: {
-    start(opts: { bootTimeoutMs?: number }): Promise<EmulatedHostLike>;
+    start(opts: { bootTimeoutMs?: number; writableDirs?: readonly string[]; signal?: AbortSignal }): Promise<EmulatedHostLike>;
   };
 }
 
@@ -95,6 +95,7 @@ export interface NestedRunSettings {
   readonly runs: number;
   readonly warmups: number;
   readonly scale: number;
+  readonly seed: number;
   readonly signal?: AbortSignal;
   readonly log: (message: string) => void;
 }
@@ -107,34 +108,16 @@ export interface NestedRunOutcome {
 
 /** Boots the emulated host, runs the harness inside for `names`, stops it (also when aborted). */
 export async function runInEmulatedHost(settings: NestedRunSettings): Promise<NestedRunOutcome> {
-  const mod = loadEmulatedHost();
-  if (!mod) throw new BulkheadError('BENCH_RUNNER_UNAVAILABLE', 'the emulated host is not available in this build');
-  settings.log('emulated host: booting (QEMU TCG) ...');
-  const host = await mod.EmulatedHost.start({ bootTimeoutMs: 180_000 });
-  const onAbort = (): void => void host.stop({ timeoutMs: 2000 });
-  settings.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    settings.log(`emulated host: up in ${(host.bootMs / 1000).toFixed(1)} s (kernel ${host.kernelRelease}); running the harness inside ...`);
-    const args = [
+  // The zone's kernel and image are made out here (native speed, minutes under TCG); the cache is shared
+  // read-write, so the zone runner in there finds them.
+  if (settings.names.includes('zone')) await prepareZoneArtifacts(settings);
+  return withEmulatedHost(settings, async (host) => {
+    const r = await host.run([
       'bench', '--where', 'host', '--json', '--out', '/tmp/bulkhead-bench-nested',
       '--runners', settings.names.join(','), '--only', settings.groups.join(','),
       '--runs', String(settings.runs), '--warmups', String(settings.warmups), '--scale', String(settings.scale * EMULATED_HOST_SCALE),
-    ];
-    let pending = '';
-    const r = await host.bulkhead(args, {
-      timeoutMs: 60 * 60_000,
-      onStderr: (chunk) => {
-        // Relay the inner progress lines, marked, as they come.
-        pending += chunk.toString('utf8');
-        const lines = pending.split('\n');
-        pending = lines.pop() ?? '';
-        for (const line of lines) if (line.trim()) settings.log(`[emulated host] ${line.replace(/^bench: /, '')}`);
-      },
-    });
-    if (settings.signal?.aborted) throw new BulkheadError('BENCH_FAILED', 'aborted');
-    if (r.exitCode !== 0 || r.timedOut) {
-      throw new BulkheadError('BENCH_FAILED', `the harness inside the emulated host ${r.timedOut ? 'timed out' : `exited with ${r.exitCode}`}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-    }
+      '--seed', String(settings.seed),
+    ]);
     let results: BenchResults;
     try {
       results = JSON.parse(r.stdout) as BenchResults;
@@ -142,9 +125,66 @@ export async function runInEmulatedHost(settings: NestedRunSettings): Promise<Ne
       throw new BulkheadError('BENCH_FAILED', `the harness inside the emulated host printed no JSON results: ${r.stdout.slice(0, 200)}`);
     }
     return { results, bootMs: host.bootMs, kernelRelease: host.kernelRelease };
+  });
+}
+
+/** The emulated host as a nested run sees it: `bulkhead` args in, checked output back. */
+export interface NestedHost {
+  readonly bootMs: number;
+  readonly kernelRelease: string;
+  /** `bulkhead ARGS` inside; progress lines are relayed to the log; a nonzero exit or a timeout throws. */
+  run(args: readonly string[]): Promise<{ stdout: string; stderr: string; exitCode: number | null }>;
+}
+
+/**
+ * One way into the emulated host for every nested run (workload suite, lifecycle): boots it with the
+ * cache shared read-write, hands it to `body`, and stops it afterwards, also when `signal` aborts.
+ */
+export async function withEmulatedHost<T>(settings: { signal?: AbortSignal; log: (message: string) => void }, body: (host: NestedHost) => Promise<T>): Promise<T> {
+  const mod = loadEmulatedHost();
+  if (!mod) throw new BulkheadError('BENCH_RUNNER_UNAVAILABLE', 'the emulated host is not available in this build');
+  if (settings.signal?.aborted) throw new BulkheadError('BENCH_FAILED', 'aborted');
+  settings.log('emulated host: booting (QEMU TCG) ...');
+  const { cacheRoot } = await import('../../util/cache');
+  const host = await mod.EmulatedHost.start({ bootTimeoutMs: 180_000, writableDirs: [cacheRoot()], signal: settings.signal });
+  const onAbort = (): void => void host.stop({ timeoutMs: 2000 });
+  settings.signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    settings.log(`emulated host: up in ${(host.bootMs / 1000).toFixed(1)} s (kernel ${host.kernelRelease}); running the harness inside ...`);
+    return await body({
+      bootMs: host.bootMs,
+      kernelRelease: host.kernelRelease,
+      async run(args) {
+        let pending = '';
+        const r = await host.bulkhead(args, {
+          timeoutMs: 60 * 60_000,
+          onStderr: (chunk) => {
+            // Relay the inner progress lines, marked, as they come.
+            pending += chunk.toString('utf8');
+            const lines = pending.split('\n');
+            pending = lines.pop() ?? '';
+            for (const line of lines) if (line.trim()) settings.log(`[emulated host] ${line.replace(/^bench: /, '')}`);
+          },
+        });
+        if (settings.signal?.aborted) throw new BulkheadError('BENCH_FAILED', 'aborted');
+        if (r.exitCode !== 0 || r.timedOut) {
+          throw new BulkheadError('BENCH_FAILED', `the harness inside the emulated host ${r.timedOut ? 'timed out' : `exited with ${r.exitCode}`}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+        }
+        return r;
+      },
+    });
   } finally {
     settings.signal?.removeEventListener('abort', onAbort);
     await host.stop({ timeoutMs: 10_000 });
     settings.log('emulated host: stopped');
   }
+}
+
+/** The zone kernel and the busybox image, built or taken from the cache before the emulated host boots. */
+export async function prepareZoneArtifacts(settings: { signal?: AbortSignal; log: (message: string) => void }): Promise<void> {
+  const { buildKernel } = await import('../../kernel');
+  const { resolveImage } = await import('../../image');
+  settings.log('zone@emulated-host: preparing the zone kernel and the busybox image out here ...');
+  await buildKernel({ config: 'zone', signal: settings.signal, progress: { onLine: (l) => settings.log(`kernel: ${l}`) } });
+  await resolveImage('busybox', { signal: settings.signal, onProgress: (e) => settings.log(`image: ${e.message}`) });
 }

@@ -29,7 +29,7 @@ export function createHostRunner(name: Exclude<RunnerName, 'zone'>): BenchRunner
 /**
  * The runners for `names` at each of `locations`, in a stable order (bare, docker, runc, crun, runsc per
  * location, then zone). Zones run on the host only with hardware virtualization; otherwise they belong in
- * the emulated host: `zoneLocation` says which, whatever `locations` holds.
+ * the emulated host's nested run: `zoneLocation` says which.
  */
 export function createRunners(names: readonly RunnerName[], locations: readonly RunnerLocation[], zoneLocation: RunnerLocation): BenchRunner[] {
   const runners: BenchRunner[] = [];
@@ -39,6 +39,10 @@ export function createRunners(names: readonly RunnerName[], locations: readonly 
       runners.push(location === 'host' ? createHostRunner(name) : new EmulatedHostRunner(name));
     }
   }
-  if (names.includes('zone')) runners.push(new ZoneRunner(zoneLocation));
+  // In the emulated host, the zone joins the nested run, measured beside the containers in there.
+  // Without the emulated host in `locations`, ZoneRunner('host') says why zones cannot run on this KVM.
+  if (names.includes('zone')) {
+    runners.push(zoneLocation === 'emulated-host' && locations.includes('emulated-host') ? new EmulatedHostRunner('zone') : new ZoneRunner('host'));
+  }
   return runners;
 }

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
-import { killProcessesMentioning, runCommand, versionOf, which } from '../process';
+import { killProcessesMentioning, runCommand, versionOf, which } from '../../util/process';
 import { parseWorkloadOutput, type WorkloadGroup, type WorkloadResult } from '../workload';
 import { containerCgroupsUnavailableReason } from './cgroups';
 import { layOutBundle, writeBundleConfig } from './oci-bundle';

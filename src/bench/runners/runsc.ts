@@ -7,7 +7,7 @@ import { OciRuntimeRunner } from './oci-runtime';
 
 export class RunscRunner extends OciRuntimeRunner {
   readonly name = 'runsc' as const;
-  readonly description = 'gVisor runsc, platform ptrace, no network';
+  readonly description = "gVisor runsc, Debian's 2022 build, platform ptrace (the only one that works in that build: no systrap, kvm hangs), no network";
   protected readonly binary = 'runsc';
   override readonly iterationScale = { syscall: 0.01 };
 

@@ -24,6 +24,29 @@ export interface BootConfig {
   runs: number;
   warmups: number;
   timeoutMs: number;
+  /** Boot with every device attached (the devices benchmark): each VMM's disk, console (hvc0), rng, vsock. */
+  devices?: DeviceArgs;
+}
+
+/** What a devices run attaches: the same disk image, and each VMM's vsock. */
+export interface DeviceArgs {
+  disk: string;
+  /** Ours: the vsock Unix socket. QEMU uses vhost-vsock with guest CID 3. */
+  vsockUds: string;
+}
+
+/** bh-boot's device options: the disk read-only, hvc0, rng, vsock (CID 3). */
+export function oursDeviceArgs(d: DeviceArgs): string[] {
+  return ['--disk', `${d.disk},ro`, '--hvc', '--rng', '--vsock-uds', d.vsockUds];
+}
+
+/** QEMU microvm's equivalents: virtio-mmio blk (read-only), virtconsole (hvc0 on stdio), rng, vhost-vsock. */
+export function qemuDeviceArgs(d: DeviceArgs): string[] {
+  return [
+    '-chardev', 'stdio,id=con,signal=off', '-device', 'virtio-serial-device', '-device', 'virtconsole,chardev=con',
+    '-drive', `id=d0,file=${d.disk},format=raw,if=none,readonly=on`, '-device', 'virtio-blk-device,drive=d0',
+    '-device', 'virtio-rng-device', '-device', 'vhost-vsock-device,guest-cid=3',
+  ];
 }
 
 export interface BootSample {
@@ -46,15 +69,20 @@ export function bootCommand(c: BootConfig, vmm: VmmKind): { cmd: string; args: s
   if (vmm === 'ours') {
     return {
       cmd: c.bhBoot,
-      args: ['--kernel', c.kernel, '--initrd', c.initrd, '--cmdline', c.cmdline, '--memory-mib', String(c.memoryMiB), '--vcpus', '1', '--marker', c.marker],
+      args: [
+        '--kernel', c.kernel, '--initrd', c.initrd, '--cmdline', c.cmdline, '--memory-mib', String(c.memoryMiB), '--vcpus', '1',
+        '--marker', c.marker, ...(c.devices ? oursDeviceArgs(c.devices) : []),
+      ],
     };
   }
   return {
     cmd: c.qemu,
-    // The command from host-facts, unchanged apart from the file names and the memory size.
+    // The command from host-facts, unchanged apart from the file names and the memory size (and, with devices,
+    // the console on virtconsole instead of the serial port).
     args: [
       '-accel', 'kvm', '-cpu', 'host', '-M', 'microvm,acpi=off', '-m', String(c.memoryMiB), '-smp', '1',
-      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot', '-serial', 'stdio',
+      '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+      ...(c.devices ? qemuDeviceArgs(c.devices) : ['-serial', 'stdio']),
       '-kernel', c.kernel, '-initrd', c.initrd, '-append', c.cmdline,
     ],
   };
@@ -66,7 +94,8 @@ export function bootOnce(c: BootConfig, vmm: VmmKind): Promise<Omit<BootSample, 
   const imageSizes = [fs.statSync(c.kernel).size, fs.statSync(c.initrd).size];
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // QEMU's stdio chardev (the devices boot's console) wants a stdin.
+    const child = spawn(cmd, args, { stdio: [c.devices ? 'pipe' : 'ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let result: Omit<BootSample, 'round' | 'warmup'> | undefined;

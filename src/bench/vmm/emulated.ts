@@ -6,25 +6,21 @@
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { nativeLibrarySources } from './native-sources';
 import { BulkheadError } from '../../errors';
-import { singleInitCpio, type EmulatedHost } from '../../host/emulated';
+import type { EmulatedHost } from '../../host/emulated';
+import { singleInitCpio } from '../../util/cpio';
+import { packageRoot } from '../../util/package-root';
 import { findKernel, listKernels, type KernelArtifacts } from '../../kernel';
 
 const log = (m: string): void => void process.stderr.write(m);
 
-export function packageRoot(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return dir;
-}
-
-/** bh-boot and the guest init, compiled into `dir` from native/ as native/boot.mk does (not in native/). */
-export function buildNativeTools(dir: string): { bhBoot: string; init: string } {
+/** bh-boot, the guest inits and the vsock peer, compiled into `dir` from native/ and bench/vmm/ (not in native/). */
+export function buildNativeTools(dir: string): { bhBoot: string; init: string; devicesInit: string; vsockPeer: string } {
   const native = path.join(packageRoot(), 'native');
-  const c = (sub: string): string[] => fs.readdirSync(path.join(native, sub)).filter((f) => f.endsWith('.c')).sort().map((f) => `${sub}/${f}`);
   const bhBoot = path.join(dir, 'bh-boot');
   const init = path.join(dir, 'init');
-  const sources = ['tools/bh-boot.c', ...c('boot'), 'devices/serial.c', 'devices/i8042.c', ...c('kvm'), 'devices/bus.c'];
+  const sources = ['tools/bh-boot.c', ...nativeLibrarySources(native)];
   const cc = (args: string[]): void => {
     try {
       execFileSync('cc', args, { cwd: native, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -34,7 +30,12 @@ export function buildNativeTools(dir: string): { bhBoot: string; init: string } 
   };
   cc(['-std=gnu11', '-O2', '-g', '-pthread', '-Iinclude', '-I.', ...sources, '-o', bhBoot]);
   cc(['-static', '-Os', 'tests/guest-init/init.c', '-o', init]);
-  return { bhBoot, init };
+  const devicesInit = path.join(dir, 'devices-init');
+  const vsockPeer = path.join(dir, 'vsock-peer');
+  const bench = path.join(packageRoot(), 'bench', 'vmm');
+  cc(['-static', '-O2', path.join(bench, 'guest', 'devices-init.c'), '-o', devicesInit]);
+  cc(['-O2', path.join(bench, 'vsock-peer.c'), '-o', vsockPeer]);
+  return { bhBoot, init, devicesInit, vsockPeer };
 }
 
 export function writeInitramfs(file: string, init: string): void {
@@ -45,7 +46,7 @@ export function writeInitramfs(file: string, init: string): void {
 }
 
 /** Runs this script inside the emulated host with `--inner`, returning its JSON. */
-export async function runInner<T>(host: EmulatedHost, mode: 'exits' | 'boot', payload: unknown, timeoutMs: number): Promise<T> {
+export async function runInner<T>(host: EmulatedHost, mode: 'exits' | 'boot' | 'devices', payload: unknown, timeoutMs: number): Promise<T> {
   // The compiled entry (also when this module runs from src/ under tap): the emulated host runs node.
   const script = path.join(packageRoot(), 'dist', 'cjs', 'bench', 'vmm', 'run.js');
   if (!fs.existsSync(script)) throw new BulkheadError('BENCH_FAILED', `${script} does not exist: run npm run build:ts first`);

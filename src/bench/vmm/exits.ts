@@ -11,12 +11,14 @@ import { promisify } from 'node:util';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { nativeLibrarySources } from './native-sources';
 import { openHypervisor } from '../../kvm';
 import { summarize, type Summary } from '../method/stats';
 import { onInterrupt } from './cleanup';
 import { buildExitGuest, guestSourceDir, withCount } from './guest';
 import { oursExitRun, oursLifecycle } from './ours';
-import { findQemuBinary, killQemuChildren, qemuCpuModel, qemuExitArgs, qemuRun } from './qemu';
+import { killQemuChildren, qemuCpuModel, qemuExitArgs, qemuRun } from './qemu';
+import { findQemu } from '../../host/emulated/qemu';
 
 export interface ExitSettings {
   runs: number;
@@ -81,13 +83,12 @@ export function buildFloor(dir: string, log: (m: string) => void): string | unde
   }
 }
 
-/** bench/vmm/bh-exits.c linked with the native core (as native/boot.mk links bh-boot). */
+/** bench/vmm/bh-exits.c linked with the native library (as native/Makefile links bh-boot). */
 export function buildBhExits(dir: string, log: (m: string) => void): string | undefined {
   const native = path.join(guestSourceDir(), '..', '..', '..', 'native');
-  const c = (sub: string): string[] => fs.readdirSync(path.join(native, sub)).filter((f) => f.endsWith('.c')).sort().map((f) => `${sub}/${f}`);
   const out = path.join(dir, 'bh-exits');
   try {
-    const sources = [path.join(guestSourceDir(), '..', 'bh-exits.c'), ...c('boot'), 'devices/serial.c', 'devices/i8042.c', ...c('kvm'), 'devices/bus.c'];
+    const sources = [path.join(guestSourceDir(), '..', 'bh-exits.c'), ...nativeLibrarySources(native)];
     execFileSync('cc', ['-std=gnu11', '-O2', '-pthread', '-Iinclude', '-I.', ...sources, '-o', out], { cwd: native, stdio: ['ignore', 'ignore', 'pipe'] });
     return out;
   } catch (err) {
@@ -124,7 +125,7 @@ export async function runExitBenchmark(
   const kvm = openHypervisor();
   try {
     const image = buildExitGuest(work);
-    const qemu = opts.noQemu ? undefined : findQemuBinary();
+    const qemu = opts.noQemu ? undefined : findQemu();
     const cpu = qemuCpuModel(opts.virtualization);
     const files = new Map<number, string>();
     const fileFor = (n: number): string => {

@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
+import { packagePath } from '../../util/package-root';
 
 export const MULTIBOOT_MAGIC = 0x1badb002;
 /** Header flag 16: the header carries load and entry addresses (flat image, the "a.out kludge"). */
@@ -36,11 +37,9 @@ export interface MultibootHeader {
   entryAddr: number;
 }
 
-/** The assembly source and linker script, found from this file (src/ or dist/cjs/) up to the package root. */
+/** The assembly source and linker script, in the package's bench/vmm/guest. */
 export function guestSourceDir(): string {
-  let dir = __dirname;
-  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return path.join(dir, 'bench', 'vmm', 'guest');
+  return packagePath('bench', 'vmm', 'guest');
 }
 
 /** Assembles and links the guest into `workDir`; returns the flat image's bytes. */

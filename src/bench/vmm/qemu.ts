@@ -36,15 +36,6 @@ export function qemuExitArgs(imagePath: string, cpu: string): string[] {
   ];
 }
 
-export function findQemuBinary(): string | undefined {
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(':')) {
-    if (!dir) continue;
-    const candidate = path.join(dir, 'qemu-system-x86_64');
-    if (fs.existsSync(candidate)) return candidate;
-  }
-  return undefined;
-}
-
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
 

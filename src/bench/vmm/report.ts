@@ -5,6 +5,7 @@
 import type { HostFacts } from '../host-facts';
 import { summarize } from '../method/stats';
 import type { BootConfig, BootSample } from './boot';
+import type { DevicesConfig, ThroughputKind, ThroughputSample } from './devices';
 import type { ExitResults, Figure } from './exits';
 
 export interface BootResults {
@@ -19,6 +20,19 @@ export interface BootResults {
   guestMiB: { ours: Figure; qemu: Figure };
 }
 
+export interface DevicesResults {
+  location: 'emulated-host';
+  virtualization: string;
+  config: Omit<DevicesConfig, 'bhBoot' | 'qemu' | 'peer' | 'workDir'>;
+  qemuVersion: string;
+  throughput: ThroughputSample[];
+  /** MiB/s per kind: blk read, vsock guest -> host, vsock host -> guest. */
+  mibPerS: Record<ThroughputKind, { ours: Figure; qemu: Figure }>;
+  boot: BootSample[];
+  markerMs: { ours: Figure; qemu: Figure };
+  overheadMiB: { ours: Figure; qemu: Figure };
+}
+
 export interface VmmBenchResults {
   format: 'bulkhead-bench-vmm/1';
   startedAt: string;
@@ -27,6 +41,8 @@ export interface VmmBenchResults {
   /** Benchmark A on this machine's /dev/kvm, and inside the emulated host (when it could run). */
   exits: { location: 'host' | 'emulated-host'; result?: ExitResults; skipped?: string }[];
   boot: { result?: BootResults; skipped?: string };
+  /** Benchmark C: the virtio devices (absent in results written before it existed). */
+  devices?: { result?: DevicesResults; skipped?: string };
   goals: { name: string; target: string; measured: string; met: boolean | null }[];
   caveats: string[];
 }
@@ -45,6 +61,14 @@ export function summarizeBoot(samples: readonly BootSample[]): Pick<BootResults,
     rssMiB: both((s) => s.memory.rssKb / 1024),
     guestMiB: both((s) => s.memory.guestKb / 1024),
   };
+}
+
+export function summarizeDevices(throughput: readonly ThroughputSample[], boot: readonly BootSample[]): Pick<DevicesResults, 'mibPerS' | 'markerMs' | 'overheadMiB'> {
+  const counted = throughput.filter((s) => !s.warmup);
+  const rate = (kind: ThroughputKind, vmm: 'ours' | 'qemu'): Figure => fig(counted.filter((s) => s.kind === kind && s.vmm === vmm).map((s) => s.mibPerS));
+  const both = (kind: ThroughputKind) => ({ ours: rate(kind, 'ours'), qemu: rate(kind, 'qemu') });
+  const b = summarizeBoot(boot);
+  return { mibPerS: { blk: both('blk'), 'vsock-out': both('vsock-out'), 'vsock-in': both('vsock-in') }, markerMs: b.markerMs, overheadMiB: b.overheadMiB };
 }
 
 export function modeLabel(location: string, virtualization: string): string {
@@ -110,17 +134,43 @@ export function goalsFor(r: Omit<VmmBenchResults, 'goals' | 'caveats' | 'format'
       met: b.overheadMiB.ours.median <= 3,
     });
   }
+  const d = r.devices?.result;
+  if (d) {
+    const where = '@ emulated host, every device attached';
+    const rate = (name: string, kind: ThroughputKind, target: number, what: string) => {
+      const x = d.mibPerS[kind];
+      if (!x.ours.n || !x.qemu.n) return;
+      const rr = x.ours.median / x.qemu.median;
+      const overlap = rangesOverlap(x.ours, x.qemu) ? 'the min–max ranges overlap' : 'the min–max ranges do not overlap';
+      goals.push({ name: `${name} ${where}`, target: `≥ ${target.toFixed(1)}x ${what}`, measured: `${rr.toFixed(2)}x (ours ${f1(x.ours.median)} MiB/s, QEMU ${f1(x.qemu.median)} MiB/s); ${overlap}`, met: rr >= target });
+    };
+    rate('virtio-blk sequential read', 'blk', 1.0, 'QEMU');
+    rate('vsock guest → host', 'vsock-out', 0.8, 'QEMU vhost-vsock');
+    rate('vsock host → guest', 'vsock-in', 0.8, 'QEMU vhost-vsock');
+    if (d.markerMs.ours.n && d.markerMs.qemu.n) {
+      const rr = d.markerMs.ours.median / d.markerMs.qemu.median;
+      goals.push({ name: `boot to userspace ${where}`, target: '≤ 0.8x QEMU', measured: `${rr.toFixed(2)}x (ours ${f1(d.markerMs.ours.median, 0)} ms, QEMU ${f1(d.markerMs.qemu.median, 0)} ms)`, met: rr <= 0.8 });
+    }
+    if (d.overheadMiB.ours.n) {
+      goals.push({
+        name: `VMM memory overhead at the marker ${where}`,
+        target: '≤ 3 MiB',
+        measured: `ours ${f1(d.overheadMiB.ours.median, 2)} MiB (QEMU ${f1(d.overheadMiB.qemu.median, 2)} MiB)`,
+        met: d.overheadMiB.ours.median <= 3,
+      });
+    }
+  }
   return goals;
 }
 
 export function caveatsFor(r: Omit<VmmBenchResults, 'goals' | 'caveats' | 'format'>): string[] {
   const c: string[] = [];
-  if (r.host.virtualization === 'pvm') {
+  if (r.host.virtualization === 'pvm' && r.exits.some((e) => e.location === 'host' && e.result)) {
     c.push(
       'Figures labelled PVM were measured on this machine’s /dev/kvm, which is PVM (kvm_pvm, no vmx/svm): every exit goes through PVM’s software world switch and guest CPL0 code is emulated one instruction at a time. They are not hardware-virtualization figures; they compare two VMMs on the same PVM, nothing more.',
     );
   }
-  if (r.exits.some((e) => e.location === 'emulated-host' && e.result) || r.boot.result) {
+  if (r.exits.some((e) => e.location === 'emulated-host' && e.result) || r.boot.result || r.devices?.result) {
     c.push(
       'Figures labelled “emulated host” were measured inside QEMU TCG (software CPU emulation) with nested KVM on emulated AMD SVM: hardware semantics, but every guest instruction, VMRUN and #VMEXIT is emulated, so absolute times are many times those of real hardware, and the cost split between VMM and kernel differs from real hardware. Compare ours with QEMU only within the same label.',
     );
@@ -130,10 +180,17 @@ export function caveatsFor(r: Omit<VmmBenchResults, 'goals' | 'caveats' | 'forma
   if (load > r.host.cpuCount * 0.5) {
     c.push(`The machine was shared and busy (load average up to ${load} on ${r.host.cpuCount} CPUs): timings are noisy; the min–max ranges show how much.`);
   }
-  c.push(
+  if (r.exits.some((e) => e.result)) c.push(
     'Exit round trip = (time at N2 − time at N1) / (N2 − N1) per round, for a CPL3 guest doing `out dx, al` to a port with no device behind it in either VMM (ours: counted as unhandled on the vCPU thread, no JavaScript; QEMU: its unassigned-I/O path). It includes KVM_RUN entry/exit, the hypervisor’s world switch and each VMM’s dispatch; a real device handler would add its own cost. The “raw KVM_RUN loop” column (bench/vmm/kvm-floor.c: one thread, KVM_RUN and a counter, same image and entry state) is the hypervisor’s floor for this exit: a VMM can only add to it, so differences smaller than the min–max spread of the floor itself are noise.',
+  );
+  if (r.exits.some((e) => e.result)) c.push(
     'Create + first instruction + destroy: ours is in-process through the library (open /dev/kvm, create a 16 MiB VM, load the image, set the multiboot entry state, start, the first exit reaches the done-port handler, destroy, close) and excludes node’s own start-up; QEMU is a whole process (exec, QEMU init, microvm firmware qboot, multiboot load, the first exit at isa-debug-exit, exit) timed from spawn to exit. They answer “how long until a VM has run and is gone” for each way of using the VMM, not the same code path. The process-vs-process rows put ours on QEMU’s terms: bench/vmm/bh-exits.c, the C core linked into a small program (no node, no JavaScript), spawned and timed spawn → exit exactly like QEMU, its done port handled natively.',
   );
+  if (r.devices?.result) {
+    c.push(
+      'Devices: each figure is one VMM process booting the same zone kernel and guest program with the same devices; throughput is measured by the receiving side (the guest clock for blk reads and host → guest vsock, the host peer’s clock for guest → host vsock), from the first byte to the end. Our vsock runs in user space on the VMM’s I/O thread (a host socket per connection, a copy through the Unix socket), QEMU’s in the host kernel (vhost_vsock, no user-space hop): under TCG every system call of the emulated host costs far more than on hardware, which weighs on the user-space design. The disk image lives in the emulated host’s tmpfs, so both VMMs read from its page cache. The boot with every device includes each device’s probe by the guest.',
+    );
+  }
   if (r.boot.result) {
     c.push(
       'Boot: time from spawning the VMM process to the first stdout line containing the marker (the guest init’s first line), measured by a node process inside the emulated host; both VMMs get the same vmlinux (QEMU boots it through its PVH note, ours through the 64-bit boot protocol), initramfs, command line and 256 MiB. Overhead = sum of Rss over /proc/PID/smaps at the marker minus the Rss of the guest RAM mapping (ours: the memfd “bulkhead-guest-ram”; QEMU: the anonymous private mapping of exactly -m bytes). Rss counts shared library pages in full (the Pss line divides them among the processes sharing them). Whatever a VMM keeps of the images it loaded counts as overhead (bh-boot frees its kernel and initrd buffers once the loader has copied them into guest RAM); the “image copies” figure isolates what remains (anonymous mappings the size of either file). Guest RAM touched differs slightly between the VMMs (different firmware/boot paths), which is why it is subtracted per process.',
@@ -150,7 +207,8 @@ export function renderMarkdown(r: VmmBenchResults): string {
   lines.push('Figures are medians [min–max] over the counted rounds; ratio = ours / QEMU (below 1: ours is faster or smaller).', '');
 
   lines.push('## A. Exit round trip and VM lifecycle (same guest image: multiboot, CPL3 port-write loop)', '');
-  lines.push('| mode | metric | ours | QEMU | ours/QEMU | raw KVM_RUN loop, no VMM | rounds |', '|---|---|---|---|---|---|---|');
+  if (r.exits.length === 0) lines.push('Not run (--only).');
+  else lines.push('| mode | metric | ours | QEMU | ours/QEMU | raw KVM_RUN loop, no VMM | rounds |', '|---|---|---|---|---|---|---|');
   for (const e of r.exits) {
     if (!e.result) {
       lines.push(`| ${modeLabel(e.location, e.location === 'host' ? r.host.virtualization : 'hardware')} | — | skipped: ${e.skipped ?? 'unknown'} | | | | |`);
@@ -176,7 +234,7 @@ export function renderMarkdown(r: VmmBenchResults): string {
   lines.push('## B. Boot to the userspace marker, and VMM memory overhead (inside the emulated host)', '');
   const b = r.boot.result;
   if (!b) {
-    lines.push(`Skipped: ${r.boot.skipped ?? 'unknown'}`, '');
+    lines.push(r.boot.skipped ? `Skipped: ${r.boot.skipped}` : 'Not run (--only).', '');
   } else {
     lines.push('| mode | metric | ours (bh-boot) | QEMU microvm | ours/QEMU | boots each |', '|---|---|---|---|---|---|');
     const m = modeLabel('emulated-host', 'hardware');
@@ -205,6 +263,31 @@ export function renderMarkdown(r: VmmBenchResults): string {
     if (self.length) lines.push(`- bh-boot’s own marker figure (its start to the marker): median ${summarize(self).median.toFixed(0)} ms.`);
     lines.push(`- Kernel \`${b.config.kernel}\`, initramfs \`${b.config.initrd}\`, command line \`${b.config.cmdline}\`, ${b.config.memoryMiB} MiB, 1 vCPU, marker “${b.config.marker}”; ${b.config.runs} counted boots each after ${b.config.warmups} warm-up round(s), interleaved. ${b.qemuVersion}.`);
     lines.push('');
+  }
+
+  lines.push('## C. Virtio devices (inside the emulated host, same zone kernel, every device attached)', '');
+  const d = r.devices?.result;
+  if (!d) {
+    lines.push(r.devices?.skipped ? `Skipped: ${r.devices.skipped}` : 'Not run (--only).', '');
+  } else {
+    const m = modeLabel('emulated-host', 'hardware');
+    lines.push('| mode | metric | ours (bh-boot) | QEMU microvm | ours/QEMU | runs each |', '|---|---|---|---|---|---|');
+    const names: Record<ThroughputKind, string> = {
+      blk: `virtio-blk sequential read of ${d.config.diskMiB} MiB, MiB/s (guest clock)`,
+      'vsock-out': `vsock guest → host, ${d.config.vsockMiB} MiB, MiB/s (host receiver, first byte → EOF)`,
+      'vsock-in': `vsock host → guest, ${d.config.vsockMiB} MiB, MiB/s (guest receiver, first byte → EOF)`,
+    };
+    for (const kind of ['blk', 'vsock-out', 'vsock-in'] as ThroughputKind[]) {
+      const x = d.mibPerS[kind];
+      lines.push(`| ${m} | ${names[kind]} | ${cell(x.ours)} | ${cell(x.qemu)} | ${ratio(x.ours, x.qemu)} | ${x.ours.n} |`);
+    }
+    lines.push(`| ${m} | boot with every device, spawn → marker line, ms | ${cell(d.markerMs.ours, 0)} | ${cell(d.markerMs.qemu, 0)} | ${ratio(d.markerMs.ours, d.markerMs.qemu)} | ${d.markerMs.ours.n} |`);
+    lines.push(`| ${m} | overhead at the marker with every device (RSS − guest touched), MiB | ${cell(d.overheadMiB.ours, 2)} | ${cell(d.overheadMiB.qemu, 2)} | ${ratio(d.overheadMiB.ours, d.overheadMiB.qemu)} | ${d.overheadMiB.ours.n} |`);
+    lines.push('');
+    lines.push(
+      `- Devices on both sides: one ${d.config.diskMiB} MiB read-only disk (ours: virtio-blk, preadv on the I/O thread; QEMU: virtio-blk-device, its default aio=threads), hvc0 (ours: virtio-console; QEMU: virtio-serial-device + virtconsole), virtio-rng, vsock (ours: virtio-vsock in user space over a Unix socket; QEMU: vhost-vsock-device, the kernel's vhost_vsock). ${d.config.memoryMiB} MiB, 1 vCPU; guest program bench/vmm/guest/devices-init.c, host peer bench/vmm/vsock-peer.c. ${d.config.runs} counted runs each after ${d.config.warmups} warm-up round(s), interleaved. ${d.qemuVersion}.`,
+      '',
+    );
   }
 
   lines.push('## Goals', '', '| goal | target | measured | met |', '|---|---|---|---|');

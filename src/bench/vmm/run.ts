@@ -2,14 +2,16 @@
  * Side-by-side benchmarks of our VMM against QEMU (`npm run bench:vmm`):
  *   A. exit round trip and VM create + first instruction + destroy, on this host's /dev/kvm and
  *      inside the emulated host;
- *   B. boot to the userspace marker and VMM memory overhead, inside the emulated host.
+ *   B. boot to the userspace marker and VMM memory overhead, inside the emulated host;
+ *   C. the virtio devices (blk read, vsock both ways, boot with every device), inside the emulated host.
  *
- *   node dist/cjs/bench/vmm/run.js [--runs N] [--warmups N] [--json] [--out DIR] [--only exits|boot]
+ *   node dist/cjs/bench/vmm/run.js [--runs N] [--warmups N] [--json] [--out DIR] [--only exits|boot|devices]
  *                                  [--no-emulated] [--quick]
  *
  * Progress goes to stderr; the markdown table (or, with --json, the JSON) to stdout; both are written
- * to --out (default bench/vmm/results). `--inner exits|boot --payload JSON` is what runs inside the
- * emulated host: it prints one JSON document on stdout.
+ * to --out (default: a new bulkhead-bench-vmm-<time> directory under the system's temporary directory,
+ * never the source tree). `--inner exits|boot|devices --payload JSON` is what runs inside the emulated
+ * host: it prints one JSON document on stdout.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,21 +20,24 @@ import { BulkheadError } from '../../errors';
 import { EmulatedHost } from '../../host/emulated';
 import { collectHostFacts } from '../host-facts';
 import { runBootBenchmark, type BootConfig } from './boot';
+import { runDevicesBenchmark, type DevicesConfig, type DevicesInnerResult } from './devices';
 import { onInterrupt } from './cleanup';
-import { buildNativeTools, cachedKernel, packageRoot, runInner, writeInitramfs } from './emulated';
+import { buildNativeTools, cachedKernel, runInner, writeInitramfs } from './emulated';
+import { packageRoot } from '../../util/package-root';
 import { buildBhExits, buildFloor, qemuVersion, runExitBenchmark, type ExitResults, type ExitSettings } from './exits';
-import { killQemuChildren, findQemuBinary } from './qemu';
-import { caveatsFor, goalsFor, renderMarkdown, summarizeBoot, type BootResults, type VmmBenchResults } from './report';
+import { killQemuChildren } from './qemu';
+import { findQemu } from '../../host/emulated/qemu';
+import { caveatsFor, goalsFor, renderMarkdown, summarizeBoot, summarizeDevices, type BootResults, type VmmBenchResults } from './report';
 
 interface Options {
   runs: number;
   warmups: number;
   json: boolean;
   out: string;
-  only?: 'exits' | 'boot';
+  only?: 'exits' | 'boot' | 'devices';
   emulated: boolean;
   quick: boolean;
-  inner?: 'exits' | 'boot';
+  inner?: 'exits' | 'boot' | 'devices';
   payload?: string;
 }
 
@@ -40,7 +45,8 @@ const log = (m: string): void => void process.stderr.write(`[bench:vmm ${new Dat
 
 
 export function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { runs: 5, warmups: 1, json: false, out: path.join(packageRoot(), 'bench', 'vmm', 'results'), emulated: true, quick: false };
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, 'Z');
+  const o: Options = { runs: 5, warmups: 1, json: false, out: path.join(os.tmpdir(), `bulkhead-bench-vmm-${stamp}`), emulated: true, quick: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -59,13 +65,13 @@ export function parseArgs(argv: readonly string[]): Options {
     else if (a === '--out') o.out = path.resolve(value());
     else if (a === '--only') {
       const v = value();
-      if (v !== 'exits' && v !== 'boot') throw new BulkheadError('INVALID_CONFIG', `invalid --only: ${v}; allowed: exits, boot`);
+      if (v !== 'exits' && v !== 'boot' && v !== 'devices') throw new BulkheadError('INVALID_CONFIG', `invalid --only: ${v}; allowed: exits, boot, devices`);
       o.only = v;
     } else if (a === '--no-emulated') o.emulated = false;
     else if (a === '--quick') o.quick = true;
     else if (a === '--inner') {
       const v = value();
-      if (v !== 'exits' && v !== 'boot') throw new BulkheadError('INVALID_CONFIG', `invalid --inner: ${v}`);
+      if (v !== 'exits' && v !== 'boot' && v !== 'devices') throw new BulkheadError('INVALID_CONFIG', `invalid --inner: ${v}`);
       o.inner = v;
     } else if (a === '--payload') o.payload = value();
     else throw new BulkheadError('INVALID_CONFIG', `unknown argument: ${a}`);
@@ -98,6 +104,9 @@ async function inner(o: Options): Promise<void> {
       log,
     });
     process.stdout.write(`${JSON.stringify(r)}\n`);
+  } else if (o.inner === 'devices') {
+    const r = await runDevicesBenchmark(payload as unknown as DevicesConfig, log);
+    process.stdout.write(`${JSON.stringify({ ...r, qemuVersion: qemuVersion((payload as unknown as DevicesConfig).qemu) })}\n`);
   } else {
     const samples = await runBootBenchmark(payload as unknown as BootConfig, log);
     process.stdout.write(`${JSON.stringify({ samples, qemuVersion: qemuVersion((payload as unknown as BootConfig).qemu) })}\n`);
@@ -112,9 +121,11 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
   const host = collectHostFacts();
   const exits: VmmBenchResults['exits'] = [];
   let boot: VmmBenchResults['boot'] = {};
+  let devices: NonNullable<VmmBenchResults['devices']> = {};
+  const wants = (what: 'exits' | 'boot' | 'devices'): boolean => o.only === undefined || o.only === what;
   log(`host virtualization: ${host.virtualization} (${host.virtualizationDetail}); load ${host.loadAverageAtStart.join(' ')}`);
 
-  if (o.only !== 'boot') {
+  if (wants('exits')) {
     if (host.virtualization === 'none') exits.push({ location: 'host', skipped: host.virtualizationDetail });
     else {
       log('A on this host: exits and lifecycle, ours and QEMU interleaved ...');
@@ -128,7 +139,7 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
   }
 
   let skipEmulated: string | undefined = o.emulated ? undefined : 'not requested (--no-emulated)';
-  const qemu = findQemuBinary();
+  const qemu = findQemu();
   if (!skipEmulated && !qemu) skipEmulated = 'qemu-system-x86_64 not installed (apt-get install qemu-system-x86)';
   const hostFound = skipEmulated ? undefined : await cachedKernel('host');
   const zoneFound = skipEmulated ? undefined : await cachedKernel('zone');
@@ -142,8 +153,9 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
   }
 
   if (skipEmulated) {
-    if (o.only !== 'boot') exits.push({ location: 'emulated-host', skipped: skipEmulated });
-    if (o.only !== 'exits') boot = { skipped: skipEmulated };
+    if (wants('exits')) exits.push({ location: 'emulated-host', skipped: skipEmulated });
+    if (wants('boot')) boot = { skipped: skipEmulated };
+    if (wants('devices')) devices = { skipped: skipEmulated };
   } else {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bulkhead-vmm-bench-'));
     let emulated: EmulatedHost | undefined;
@@ -158,10 +170,12 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
       const prebuilt = { floor: buildFloor(work, log), bhExits: buildBhExits(work, log) };
       const initrd = path.join(work, 'initramfs.cpio');
       writeInitramfs(initrd, tools.init);
+      const devicesInitrd = path.join(work, 'devices-initramfs.cpio');
+      writeInitramfs(devicesInitrd, tools.devicesInit);
       log('starting the emulated host (QEMU TCG, nested SVM) ...');
       emulated = await EmulatedHost.start({ kernel: hostKernel!.vmlinux });
       log(`emulated host up in ${emulated.bootMs} ms (kernel ${hostKernel!.info.key}, ${emulated.kernelRelease})`);
-      if (o.only !== 'boot') {
+      if (wants('exits')) {
         try {
           const settings = { ...exitSettings('emulated-host', o.runs, o.warmups, o.quick), prebuilt };
           const result = await runInner<ExitResults>(emulated, 'exits', settings, 30 * 60_000);
@@ -171,7 +185,7 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
           exits.push({ location: 'emulated-host', skipped: `failed: ${(err as Error).message.slice(0, 500)}` });
         }
       }
-      if (o.only !== 'exits') {
+      if (wants('boot')) {
         const config: BootConfig = {
           bhBoot: tools.bhBoot,
           qemu: qemu!,
@@ -201,6 +215,41 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
           boot = { skipped: `failed: ${(err as Error).message.slice(0, 500)}` };
         }
       }
+      if (wants('devices')) {
+        const config: DevicesConfig = {
+          bhBoot: tools.bhBoot,
+          qemu: qemu!,
+          peer: tools.vsockPeer,
+          kernel: zoneKernel!.vmlinux,
+          initrd: devicesInitrd,
+          // Inside the emulated host, on its own filesystem: Unix sockets cannot live on the 9p root.
+          workDir: `/tmp/bulkhead-devices-bench-${process.pid}`,
+          diskMiB: o.quick ? 32 : 256,
+          vsockMiB: o.quick ? 8 : 64,
+          memoryMiB: 256,
+          runs: o.runs,
+          warmups: o.warmups,
+          timeoutMs: 300_000,
+        };
+        try {
+          const inner = await runInner<DevicesInnerResult>(emulated, 'devices', config, 3 * 60 * 60_000);
+          const { bhBoot: _b, qemu: _q, peer: _p, workDir: _w, ...shown } = config;
+          devices = {
+            result: {
+              location: 'emulated-host',
+              virtualization: 'hardware (nested, SVM emulated by TCG)',
+              config: shown,
+              qemuVersion: inner.qemuVersion ?? '',
+              throughput: inner.throughput,
+              boot: inner.boot,
+              ...summarizeDevices(inner.throughput, inner.boot),
+            },
+          };
+        } catch (err) {
+          log(`C failed: ${(err as Error).message}`);
+          devices = { skipped: `failed: ${(err as Error).message.slice(0, 500)}` };
+        }
+      }
     } finally {
       await emulated?.stop();
       fs.rmSync(work, { recursive: true, force: true });
@@ -214,6 +263,7 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
     host: { ...host, loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100) },
     exits,
     boot,
+    devices,
   };
   return { format: 'bulkhead-bench-vmm/1', ...partial, goals: goalsFor(partial), caveats: caveatsFor(partial) };
 }

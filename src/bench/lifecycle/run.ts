@@ -1,0 +1,202 @@
+/**
+ * The lifecycle run: zones against Docker (and runc for start-up), round by round. Each round measures
+ * every figure once for every sandbox kind, in an order shuffled from the recorded seed, after one
+ * uncounted warm-up round. Where this host's /dev/kvm cannot run zones (PVM, none), the whole run goes
+ * into the emulated host (this harness run there, `bench --lifecycle --where host --json`), so zones and
+ * containers are measured in the same machine; the results say which virtualization mode they are from.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { AbortedError, BulkheadError } from '../../errors';
+import { collectHostFacts } from '../host-facts';
+import { summarize } from '../method/stats';
+import { interleavedSchedule, newSeed } from '../method/schedule';
+import { OWNER_FILE, ownerRecord, sweepStaleRuns, WORK_ROOT_PREFIX } from '../stale';
+import { DockerSandbox, RuncSandbox } from './container-sandbox';
+import { densityMemory, densityTime, EXEC_TRUE, figureDefs, IDLE_MEMORY, START_ECHO, STREAM_CAT } from './figures';
+import { evaluateGoals } from './goals';
+import { runLifecycleInEmulatedHost } from './nested';
+import type { LifecycleSandbox } from './sandbox';
+import { MIB } from './sandbox';
+import type { LifecycleFigure, LifecycleResults, SandboxKind, SandboxOutcome, VirtualizationMode } from './types';
+import { LIFECYCLE_ZONE_MEMORY_MIB, ZoneSandbox } from './zone-sandbox';
+
+export const DEFAULT_STREAM_BYTES = 256 * MIB;
+export const DEFAULT_DENSITIES: readonly number[] = [1, 4, 16];
+export const DEFAULT_ROUNDS = 5;
+/** exec round trips per round (each one a sample). */
+const EXEC_SAMPLES = 5;
+
+export interface LifecycleOptions {
+  /** Counted rounds (default 5), after one warm-up. */
+  readonly rounds?: number;
+  readonly warmups?: number;
+  /** Bytes through `cat` (default 256 MiB). */
+  readonly streamBytes?: number;
+  /** Sandboxes started at once, per density figure (default 1, 4, 16). */
+  readonly densities?: readonly number[];
+  /** host: measure here (zones need hardware virtualization); emulated-host: all of it in there. Default: host with hardware virtualization, else emulated-host. */
+  readonly where?: 'host' | 'emulated-host';
+  readonly seed?: number;
+  readonly signal?: AbortSignal;
+  readonly log?: (message: string) => void;
+  /** Ready-made sandboxes (tests); default zone, docker, runc. */
+  readonly sandboxes?: readonly LifecycleSandbox[];
+}
+
+interface Settings {
+  rounds: number;
+  warmups: number;
+  streamBytes: number;
+  densities: number[];
+  seed: number;
+  signal?: AbortSignal;
+  log: (m: string) => void;
+}
+
+function validate(o: LifecycleOptions): Settings {
+  const rounds = o.rounds ?? DEFAULT_ROUNDS;
+  const warmups = o.warmups ?? 1;
+  const streamBytes = o.streamBytes ?? DEFAULT_STREAM_BYTES;
+  const densities = [...(o.densities ?? DEFAULT_DENSITIES)];
+  const seed = o.seed ?? newSeed();
+  const bad = (field: string, value: unknown, allowed: string) => new BulkheadError('INVALID_CONFIG', `invalid ${field}: ${JSON.stringify(value)}; allowed: ${allowed}`);
+  if (!Number.isInteger(rounds) || rounds < 1) throw bad('rounds', rounds, 'an integer >= 1');
+  if (!Number.isInteger(warmups) || warmups < 0) throw bad('warmups', warmups, 'an integer >= 0');
+  if (!Number.isInteger(streamBytes) || streamBytes < 1) throw bad('streamBytes', streamBytes, 'an integer number of bytes >= 1');
+  if (densities.length === 0 || densities.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw bad('densities', densities, 'integers in 1..64');
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw bad('seed', seed, 'an integer in [0, 2^32)');
+  return { rounds, warmups, streamBytes, densities, seed, signal: o.signal, log: o.log ?? (() => undefined) };
+}
+
+export async function runLifecycle(options: LifecycleOptions = {}): Promise<LifecycleResults> {
+  const settings = validate(options);
+  const facts = collectHostFacts();
+  const where = options.where ?? (facts.virtualization === 'hardware' ? 'host' : 'emulated-host');
+  if (where === 'emulated-host' && !options.sandboxes) {
+    return runLifecycleInEmulatedHost({ ...settings, log: settings.log });
+  }
+  const startedAt = new Date().toISOString();
+  const sandboxes: readonly LifecycleSandbox[] = options.sandboxes ?? [new ZoneSandbox('kvm'), new DockerSandbox(), new RuncSandbox()];
+  // Inside the emulated host its own facts say `hardware` (nested SVM): the outer run relabels them.
+  const mode: VirtualizationMode = { where: 'host', mode: facts.virtualization, detail: facts.virtualizationDetail };
+  await sweepStaleRuns(os.tmpdir(), settings.log);
+  const workRoot = fs.mkdtempSync(path.join(os.tmpdir(), WORK_ROOT_PREFIX));
+  fs.writeFileSync(path.join(workRoot, OWNER_FILE), ownerRecord());
+  const outcomes = new Map<SandboxKind, SandboxOutcome>();
+  const samples = new Map<string, Map<SandboxKind, number[]>>();
+  const splits = new Map<string, number[]>();
+  const idle: { rss: number[]; touched: number[] } = { rss: [], touched: [] };
+  const executed: { round: number; kind: SandboxKind }[] = [];
+  const add = (figure: string, kind: SandboxKind, value: number) => {
+    const perKind = samples.get(figure) ?? new Map<SandboxKind, number[]>();
+    samples.set(figure, perKind);
+    perKind.set(kind, [...(perKind.get(kind) ?? []), value]);
+  };
+  const touched: LifecycleSandbox[] = [];
+  try {
+    for (const s of sandboxes) {
+      const a = await s.probe();
+      outcomes.set(s.kind, { kind: s.kind, status: a.available ? 'ok' : 'skipped', ...(a.available ? {} : { reason: a.reason }) });
+      if (!a.available) settings.log(`${s.kind}: skipped: ${a.reason}`);
+    }
+    for (const s of sandboxes.filter((x) => outcomes.get(x.kind)?.status === 'ok')) {
+      throwIfAborted(settings.signal);
+      touched.push(s);
+      const workDir = path.join(workRoot, s.kind);
+      fs.mkdirSync(workDir, { recursive: true });
+      settings.log(`${s.kind}: preparing ...`);
+      try {
+        await s.prepare({ workDir, log: settings.log, signal: settings.signal });
+      } catch (err) {
+        throwIfAborted(settings.signal);
+        fail(outcomes.get(s.kind)!, `prepare failed: ${messageOf(err)}`, settings.log);
+      }
+    }
+    const active = sandboxes.filter((x) => outcomes.get(x.kind)?.status === 'ok');
+    const byKind = new Map(active.map((s) => [s.kind as string, s]));
+    for (const slot of interleavedSchedule(active.map((s) => s.kind), settings.rounds, settings.warmups, settings.seed)) {
+      throwIfAborted(settings.signal);
+      const s = byKind.get(slot.runnerId)!;
+      const outcome = outcomes.get(s.kind)!;
+      if (outcome.status !== 'ok') continue;
+      const label = slot.warmup ? 'warm-up' : `round ${slot.round - settings.warmups + 1}/${settings.rounds}`;
+      settings.log(`${s.kind}: ${label} ...`);
+      try {
+        const keep = (figure: string, value: number) => !slot.warmup && add(figure, s.kind, value);
+        if (s.startEcho) {
+          const r = await s.startEcho();
+          keep(START_ECHO.id, r.ms);
+          if (!slot.warmup) for (const [k, v] of Object.entries(r.split ?? {})) splits.set(k, [...(splits.get(k) ?? []), v]);
+        }
+        if (s.execTrue) for (let i = 0; i < EXEC_SAMPLES; i++) keep(EXEC_TRUE.id, await s.execTrue());
+        if (s.streamCat) keep(STREAM_CAT.id, await s.streamCat(settings.streamBytes));
+        if (s.idleMemory) {
+          const m = await s.idleMemory();
+          keep(IDLE_MEMORY.id, m.mib);
+          if (!slot.warmup && m.guestTouchedMiB !== undefined) {
+            idle.rss.push(m.mib);
+            idle.touched.push(m.guestTouchedMiB);
+          }
+        }
+        if (s.density) {
+          for (const n of settings.densities) {
+            throwIfAborted(settings.signal);
+            const d = await s.density(n);
+            keep(densityTime(n).id, d.ms);
+            keep(densityMemory(n).id, d.mib);
+          }
+        }
+        executed.push({ round: slot.round, kind: s.kind });
+      } catch (err) {
+        throwIfAborted(settings.signal);
+        fail(outcome, `${label} failed: ${messageOf(err)}`, settings.log);
+      }
+    }
+  } finally {
+    for (const s of [...touched].reverse()) {
+      settings.log(`${s.kind}: cleaning up ...`);
+      await s.cleanup().catch((err: unknown) => settings.log(`${s.kind}: cleanup failed: ${messageOf(err)}`));
+    }
+    fs.rmSync(workRoot, { recursive: true, force: true });
+  }
+  const figures: LifecycleFigure[] = figureDefs(settings.densities).map((def) => {
+    const bySandbox: LifecycleFigure['bySandbox'] = {};
+    for (const [kind, values] of samples.get(def.id) ?? []) {
+      if (outcomes.get(kind)?.status === 'ok' && values.length > 0) bySandbox[kind] = { ...summarize(values), samples: values };
+    }
+    return { ...def, bySandbox };
+  });
+  // Like every figure, the zone's split and idle memory only count when all its rounds succeeded.
+  const zoneOk = outcomes.get('zone')?.status === 'ok';
+  const startSplit = zoneOk ? Object.fromEntries([...splits].map(([k, v]) => [k, summarize(v).median])) : {};
+  const zoneIdle = zoneOk && idle.rss.length > 0 ? { hostRssMiB: summarize(idle.rss).median, guestTouchedMiB: summarize(idle.touched).median } : undefined;
+  return {
+    format: 'bulkhead-lifecycle/1',
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    settings: { rounds: settings.rounds, warmups: settings.warmups, seed: settings.seed, streamBytes: settings.streamBytes, densities: settings.densities, execSamples: EXEC_SAMPLES, zoneMemoryMiB: LIFECYCLE_ZONE_MEMORY_MIB },
+    virtualization: mode,
+    sandboxes: sandboxes.map((s) => outcomes.get(s.kind)!),
+    figures,
+    executed,
+    startSplit,
+    ...(zoneIdle ? { zoneIdle } : {}),
+    goals: evaluateGoals(figures, zoneIdle, {}, startSplit),
+  };
+}
+
+function fail(outcome: SandboxOutcome, reason: string, log: (m: string) => void): void {
+  outcome.status = 'failed';
+  outcome.reason = reason.replace(/\s+/g, ' ').slice(0, 400);
+  log(`${outcome.kind}: ${reason}`);
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new AbortedError('running the lifecycle benchmark');
+}
+
+function messageOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,83 @@
+// The lifecycle figures: a small real run (zones against Docker and runc, in the emulated host on a
+// machine whose /dev/kvm is PVM) writes report.md, chart.svg and results.json into --out, with every
+// goal row present and the virtualization mode stated; the zone must start. Bad settings are typed errors.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import t from 'tap';
+import { detectVirtualization, readCpuInfo } from '../../src/bench/host-facts';
+import { evaluateGoals } from '../../src/bench/lifecycle/goals';
+import { writeLifecycleReport } from '../../src/bench/lifecycle/report';
+import { runLifecycle } from '../../src/bench/lifecycle/run';
+import { processesMentioning } from '../../src/util/process';
+import { emulatedHostMissing, testKernel } from '../support/emulated-host';
+
+t.setTimeout(40 * 60_000);
+
+const GOALS = ['CPU', 'Memory', 'Syscalls', 'create → first output', 'exec round trip', 'Stream throughput', 'Memory per idle zone'];
+
+t.test('goal rows: all seven, even with nothing measured', async (t) => {
+  const rows = evaluateGoals([], undefined);
+  t.same(rows.map((r) => r.goal), GOALS);
+  for (const r of rows) t.equal(r.met, null, `${r.goal}: not measured`);
+  const met = evaluateGoals(
+    [{ id: 'exec_true', title: 'exec', unit: 'ms', better: 'lower', bySandbox: { zone: { median: 30, min: 30, max: 30, n: 1, samples: [30] }, docker: { median: 100, min: 100, max: 100, n: 1, samples: [100] } } }],
+    { hostRssMiB: 10, guestTouchedMiB: 9 },
+  );
+  const exec = met.find((r) => r.goal === 'exec round trip')!;
+  t.equal(exec.measured, 0.3);
+  t.equal(exec.met, true, '0.3x <= 0.5x');
+  t.match(exec.by, /under/);
+  const idle = met.find((r) => r.goal === 'Memory per idle zone')!;
+  t.equal(idle.met, true, '10 MiB <= 9 + 3 MiB');
+});
+
+t.test('bad settings are typed errors, before anything starts', async (t) => {
+  await t.rejects(runLifecycle({ rounds: 0 }), { code: 'INVALID_CONFIG' });
+  await t.rejects(runLifecycle({ densities: [0] }), { code: 'INVALID_CONFIG' });
+  await t.rejects(runLifecycle({ streamBytes: -1 }), { code: 'INVALID_CONFIG' });
+});
+
+t.test('a small real lifecycle run writes all three outputs, every goal row present', async (t) => {
+  const hardware = detectVirtualization(readCpuInfo().flags).mode === 'hardware';
+  const missing = hardware ? undefined : emulatedHostMissing();
+  if (missing) {
+    t.pass('skipped', { skip: `no hardware virtualization, and ${missing}` });
+    return;
+  }
+  if (!hardware) await testKernel('host');
+  await testKernel('zone');
+  // A private temp dir, so anything the run leaves behind (dirs, processes naming it) is visible.
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bulkhead-lifecycle-test-'));
+  const savedTmp = process.env.TMPDIR;
+  process.env.TMPDIR = tmp;
+  t.teardown(() => {
+    if (savedTmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = savedTmp;
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+  const logs: string[] = [];
+  const results = await runLifecycle({ rounds: 1, warmups: 0, streamBytes: 4 * 1024 * 1024, densities: [1, 2], seed: 11, log: (m) => logs.push(m) });
+  const zone = results.sandboxes.find((s) => s.kind === 'zone');
+  t.equal(zone?.status, 'ok', `the zone started and answered: ${zone?.reason ?? ''}\n${logs.slice(-15).join('\n')}`);
+  for (const s of results.sandboxes) t.comment(`${s.kind}: ${s.status}${s.reason ? `: ${s.reason}` : ''}`);
+  t.equal(results.virtualization.where, hardware ? 'host' : 'emulated-host', `measured ${results.virtualization.where}: ${results.virtualization.mode}`);
+  t.equal(results.settings.seed, 11, 'the seed is recorded');
+  t.same(results.goals.map((g) => g.goal), GOALS, 'every goal row');
+  const start = results.figures.find((f) => f.id === 'start_echo');
+  t.ok(start?.bySandbox.zone && start.bySandbox.zone.median > 0, 'the zone has a start-up figure');
+  t.ok(results.figures.find((f) => f.id === 'density_2_time')?.bySandbox.zone, 'the zone has a density-2 figure');
+  t.ok(Object.keys(results.startSplit).length >= 2, `the zone's start is split: ${JSON.stringify(results.startSplit)}`);
+
+  const out = path.join(tmp, 'out');
+  const written = writeLifecycleReport(results, out);
+  t.same(fs.readdirSync(out).sort(), ['chart.svg', 'report.md', 'results.json']);
+  t.same(JSON.parse(fs.readFileSync(written.resultsJson, 'utf8')), JSON.parse(JSON.stringify(results)), 'results.json holds the results');
+  const md = fs.readFileSync(written.reportMd, 'utf8');
+  for (const g of GOALS) t.match(md, new RegExp(`\\n\\| ${g.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\| `), `report.md has the goal row "${g}"`);
+  t.match(md, new RegExp(`Virtualization mode of every figure below: \\*\\*${results.virtualization.mode}\\*\\*`));
+  t.match(md, /## Goals \(/);
+  t.ok(fs.readFileSync(written.chartSvg, 'utf8').startsWith('<svg'), 'chart.svg is an SVG');
+  t.same(fs.readdirSync(tmp), ['out'], 'no temp dirs left, only the output');
+  t.same(processesMentioning(tmp), [], 'no process of the run is left');
+});
