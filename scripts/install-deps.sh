@@ -5,14 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  # the C core, its ASan/UBSan tests and fuzz targets
-  build-essential clang libclang-rt-14-dev
+  # the C core, its ASan/UBSan tests and fuzz targets; musl for the small static in-zone agent
+  build-essential clang libclang-rt-14-dev musl-tools
   # guest kernels from Debian's linux-source-6.12, and the initramfs of the emulated host
   flex bison bc libelf-dev libssl-dev cpio xz-utils rsync busybox-static
-  # the emulated virtualization host (QEMU TCG with emulated AMD SVM)
+  # the emulated virtualization host (QEMU TCG with emulated AMD SVM), and the Xen test host (its Xen 4.17
+  # and dom0 kernel packages are fetched with apt-get download into the cache, never installed)
   qemu-system-x86
-  # root filesystem images
-  e2fsprogs erofs-utils
+  # root filesystem images: erofs from OCI images, zstd layers, test layouts, archives and a local registry
+  e2fsprogs erofs-utils zstd umoci skopeo docker-registry openssl
   # benchmark baselines: Docker, runc, crun, gVisor
   docker.io runc crun runsc iproute2 iptables
   # renders the report's chart.svg to PNG in the report test

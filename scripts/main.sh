@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install what bulkhead needs, build it, say what this host can run,
-# build (or reuse) the guest and emulated-host kernels, and run the benchmark suite into a report.
+# build (or reuse) the guest and emulated-host kernels, run a zone, and run the benchmark suite into a report.
 # Every step shows its progress; heavy results are cached under ~/.cache/bulkhead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,9 @@ step "zone kernel (cached under ~/.cache/bulkhead/kernels)"
 bulkhead kernel build --config zone
 step "emulated-host kernel"
 bulkhead kernel build --config host
+
+step "a zone: bulkhead run --rm busybox (inside the emulated host where /dev/kvm cannot boot zones)"
+bulkhead run --rm busybox -- sh -c 'echo "hello from zone $(hostname), kernel $(uname -r)"'
 
 out="bench-results/$(date -u +%Y%m%dT%H%M%SZ)"
 step "benchmarks: zone vs bare, Docker, runc, crun, gVisor -> $out"

@@ -50,7 +50,7 @@ t.test('the packed package loads from prebuilds/ via require() and import()', as
   t.notOk(fs.existsSync(path.join(installed, 'build')), 'nothing was compiled at install time');
 
   const probeJs = `
-    const b = require('bulkhead');
+    const b = { ...require('bulkhead'), ...require('bulkhead/host'), ...require('bulkhead/kvm') };
     const addon = require('node-gyp-build').path(require('path').dirname(require.resolve('bulkhead/package.json')));
     const report = b.probeHost();
     let apiVersion = null;
@@ -69,7 +69,7 @@ t.test('the packed package loads from prebuilds/ via require() and import()', as
   t.equal(out.vm, 'function');
 
   const esmJs = `
-    const b = await import('bulkhead');
+    const b = { ...(await import('bulkhead')), ...(await import('bulkhead/host')), ...(await import('bulkhead/kvm')) };
     const report = b.probeHost();
     let err = null;
     try { b.openHypervisor().createVm({ memoryMiB: 0, vcpus: 1 }); } catch (e) { err = e; }
@@ -82,4 +82,22 @@ t.test('the packed package loads from prebuilds/ via require() and import()', as
   t.equal(esmOut.mode, expectedMode());
   t.equal(esmOut.loaded, true);
   if (fs.existsSync('/dev/kvm')) t.equal(esmOut.typed, 'memoryMiB', 'typed errors work through the ESM entry');
+});
+
+t.test('the public API: each layer under its subpath, internal helpers not exported', async (t) => {
+  const load = (sub: string) => require(path.join(root, 'dist', 'cjs', sub, 'index.js')) as Record<string, unknown>;
+  const api: Record<string, Record<string, unknown>> = { '.': load('.'), kvm: load('kvm'), host: load('host'), kernel: load('kernel'), image: load('image'), xen: load('xen') };
+  t.equal(typeof api['.']!.BulkheadError, 'function', 'bulkhead: the error classes');
+  t.equal(typeof api.kvm!.openHypervisor, 'function', 'bulkhead/kvm: openHypervisor');
+  t.equal(typeof api.host!.EmulatedHost, 'function', 'bulkhead/host: EmulatedHost');
+  t.equal(typeof api.kernel!.buildKernel, 'function', 'bulkhead/kernel: buildKernel');
+  t.equal(typeof api.xen!.XenStore, 'function', 'bulkhead/xen: XenStore');
+  const internal = ['agentSource', 'qemuArgs', 'writeCpio', 'singleInitCpio', 'parseDotConfig', 'parseFragment', 'renderSvg',
+    'interleavedSchedule', 'runBenchmark', 'buildInitramfs', 'findDroppedOptions'];
+  for (const [sub, names] of Object.entries(api)) {
+    const leaked = internal.filter((n) => n in names);
+    t.same(leaked, [], `${sub === '.' ? 'bulkhead' : `bulkhead/${sub}`} exports no internal helper`);
+  }
+  const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
+  t.same(Object.keys(pkg.exports).sort(), ['.', './host', './image', './kernel', './kvm', './package.json', './xen'], 'the subpaths package.json offers');
 });

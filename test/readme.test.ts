@@ -1,29 +1,63 @@
 /**
- * The README's first tour snippet, run as written (with the import pointed at the source), so the
- * documentation cannot drift from the API.
+ * The README's runnable snippets, read out of README.md and run as written, so the documentation
+ * cannot drift from the API. A snippet is runnable when the line before its ```ts fence is
+ *
+ *   <!-- readme-test: expect /REGEX/ [needs: kvm|emulated-host] -->
+ *
+ * It is transpiled (TypeScript's own transpileModule, as a user's build would) to an ES module in a
+ * scratch project whose node_modules/bulkhead links to this package, so `import … from 'bulkhead'`
+ * goes through package.json's exports exactly as for a user. It must exit 0 and print a match.
  */
 import t from 'tap';
-import { existsSync } from 'node:fs';
-import { openHypervisor } from '../src/index';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import * as ts from 'typescript';
 
-const skip = existsSync('/dev/kvm') ? false : 'this host has no /dev/kvm';
+const root = path.join(__dirname, '..');
 
-t.test('README tour: a real-mode guest writes a port, halts, and the VM is released', { skip }, async (t) => {
-  const seen: bigint[] = [];
-  const exits: string[] = [];
-  {
-    const kvm = openHypervisor();
-    await using vm = kvm.createVm({ memoryMiB: 16, vcpus: 1, irqchip: false });
-    vm.memory.write(0x1000, Buffer.from([0xe6, 0x10, 0xf4])); // out 0x10, al; hlt
-    vm.vcpu(0).setRegisters({ general: { rip: 0x1000, rax: 42 }, segments: { cs: { base: 0, selector: 0 } } });
-    vm.onPort(0x10, 1, (access) => {
-      seen.push(BigInt(access.data));
-    });
-    vm.on('exit', (exit) => exits.push(exit.reason));
-    vm.start();
-    t.equal(await vm.waitForStop(5000), true, 'the guest halted and the VM stopped');
-    t.equal(vm.state, 'stopped');
+interface Snippet {
+  line: number;
+  expect: RegExp;
+  needs?: string;
+  code: string;
+}
+
+export function runnableSnippets(markdown: string): Snippet[] {
+  const lines = markdown.split('\n');
+  const out: Snippet[] = [];
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const m = /^<!-- readme-test: expect \/(.+)\/( needs: ([\w-]+))? -->$/.exec(lines[i]!.trim());
+    if (!m || !/^```ts\s*$/.test(lines[i + 1]!)) continue;
+    const end = lines.indexOf('```', i + 2);
+    out.push({ line: i + 3, expect: new RegExp(m[1]!), needs: m[3], code: lines.slice(i + 2, end).join('\n') });
   }
-  t.same(seen, [42n], 'the handler saw the byte the guest wrote');
-  t.same(exits, ['hlt'], 'the vCPU left through HLT');
+  return out;
+}
+
+function lacks(needs: string | undefined): string | false {
+  if (needs === 'kvm' && !existsSync('/dev/kvm')) return 'this machine has no /dev/kvm';
+  return false;
+}
+
+const snippets = runnableSnippets(readFileSync(path.join(root, 'README.md'), 'utf8'));
+
+t.test('README.md has runnable snippets', async (t) => {
+  t.ok(snippets.length >= 1, `${snippets.length} runnable snippet(s)`);
 });
+
+for (const s of snippets) {
+  t.test(`README.md line ${s.line}: runs as written`, { skip: lacks(s.needs), timeout: 15 * 60_000 }, async (t) => {
+    t.ok(existsSync(path.join(root, 'dist', 'esm', 'index.mjs')), 'the package is built (npm run build:ts)');
+    const project = t.testdir({ 'package.json': JSON.stringify({ type: 'module' }) });
+    mkdirSync(path.join(project, 'node_modules'));
+    symlinkSync(root, path.join(project, 'node_modules', 'bulkhead'));
+    const js = ts.transpileModule(s.code, {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, lib: ['esnext'] },
+    }).outputText;
+    writeFileSync(path.join(project, 'snippet.mjs'), js);
+    const r = spawnSync(process.execPath, ['snippet.mjs'], { cwd: project, encoding: 'utf8', timeout: 14 * 60_000 });
+    t.equal(r.status, 0, 'exits 0', { stderr: r.stderr.slice(-3000), stdout: r.stdout.slice(-2000) });
+    t.match(r.stdout, s.expect, `prints ${s.expect}`);
+  });
+}
