@@ -232,8 +232,11 @@ static void pump_streams(ag_session *s)
 
 static void update_interest(ag_session *s)
 {
-    uint32_t in = (s->dead || s->queued > QUEUE_HARD) ? 0 : EPOLLIN;
-    loop_set(&s->in_w, in | EPOLLRDHUP);
+    /* RDHUP only while reading: it is level-triggered, and a half-closed peer of a session that
+     * has stopped reading (congested) would wake the loop for nothing, forever. A hang-up is still
+     * seen (EPOLLHUP is always reported) and EOF is read once reading resumes. */
+    bool reading = !s->dead && s->queued <= QUEUE_HARD;
+    loop_set(&s->in_w, reading ? EPOLLIN | EPOLLRDHUP : 0);
     loop_set(&s->out_w, s->head && !s->dead ? EPOLLOUT : 0);
     /* A dead session is torn down after the batch (sessions_reap_dead), not from inside
      * whatever noticed: that code may still hold stream pointers. */
@@ -243,7 +246,12 @@ static void update_interest(ag_session *s)
 static void on_writable(ag_watch *w, uint32_t events)
 {
     ag_session *s = w->ctx;
-    (void)events;
+    if (events & (EPOLLHUP | EPOLLERR)) {
+        /* Reported even with no events asked for, and level-triggered: end the session. */
+        s->dead = true;
+        update_interest(s);
+        return;
+    }
     bool was = session_congested(s);
     flush(s);
     if (was && !session_congested(s)) pump_streams(s);
