@@ -9,8 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import t from 'tap';
 import { singleInitCpio } from '../../src/util/cpio';
-import { emulatedHost, testKernel } from '../support/emulated-host';
-import { retryEarlyBootDeath } from './fixtures/early-boot-death';
+import { emulatedHost, recordRetry, testKernel } from '../support/emulated-host';
 
 t.setTimeout(60 * 60_000);
 
@@ -76,9 +75,19 @@ t.test('virtio devices in a zone kernel, through createMachine() in the emulated
         return { lines: [], markers: [], broken: [], host: {}, errors: [`no JSON (exit ${r.exitCode}): ${r.stdout.slice(-500)} ${r.stderr.slice(-2000)}`] };
       }
     };
-    // Retried once: a guest that died before its init printed anything (the nested-SVM flake).
-    return retryEarlyBootDeath(t, label, run, (r) => !r.error && !r.lines.some((l) => l.startsWith('BH-DEVTEST')) &&
-      (r.exit?.kind === 'triple-fault' || r.exit === undefined));
+    // Retried once, as a counted warning, for the nested-SVM flake (test/e2e/fixtures/early-boot-death.ts):
+    // a guest that died before its init printed anything, or, later in this long and loaded run, a
+    // triple fault with no oops, no panic and no error on either side (the emulated CPU losing the
+    // guest, not a device). A device fault (an error, a broken device, an oops) is never retried.
+    const diedEarly = (r: HostReport) => !r.error && !r.lines.some((l) => l.startsWith('BH-DEVTEST')) &&
+      (r.exit?.kind === 'triple-fault' || r.exit === undefined);
+    const diedMidRun = (r: HostReport) => r.exit?.kind === 'triple-fault' && !r.error && r.errors.length === 0 && r.broken.length === 0 &&
+      !/Oops|BUG:|Kernel panic|general protection/.test(r.exit.consoleTail);
+    const first = await run();
+    if (diedEarly(first)) recordRetry(t, `${label}: the guest died before userspace (nested SVM under TCG); retried once`);
+    else if (diedMidRun(first)) recordRetry(t, `${label}: the guest triple-faulted mid-run after "${first.lines.at(-1) ?? ''}" with no oops and no device error (nested SVM under TCG); retried once`);
+    else return first;
+    return run();
   };
   const diag = (r: HostReport) => ({ errors: r.errors, error: r.error, exit: r.exit, lines: r.lines, host: r.host });
 
