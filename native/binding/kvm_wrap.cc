@@ -16,6 +16,23 @@ void KvmRefRelease(KvmRef *ref) {
     }
 }
 
+KvmRef *KvmArgument(const Napi::CallbackInfo &info, const char *usage, const char *action) {
+    Napi::Env env = info.Env();
+    AddonData *data = env.GetInstanceData<AddonData>();
+    if (info.Length() < 3 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(data->kvm_ctor.Value()) ||
+        !info[1].IsObject() || !info[2].IsFunction()) {
+        ThrowTypeError(env, usage);
+        return nullptr;
+    }
+    KvmRef *ref = Napi::ObjectWrap<KvmWrap>::Unwrap(info[0].As<Napi::Object>())->ref();
+    if (!ref) {
+        bh_error err{BH_E_STATE, 0, "the hypervisor handle has been closed"};
+        ThrowCoreError(env, action, err);
+        return nullptr;
+    }
+    return ref;
+}
+
 Napi::Function KvmWrap::DefineClass(Napi::Env env) {
     return ObjectWrap<KvmWrap>::DefineClass(env, "Kvm",
                                             {

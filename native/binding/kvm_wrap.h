@@ -19,6 +19,11 @@ struct KvmRef {
 void KvmRefAcquire(KvmRef *ref);
 void KvmRefRelease(KvmRef *ref);
 
+// The open hypervisor passed first to a constructor taking (kvm: Kvm, config: object, onMessage: function)
+// (the caller acquires its own reference once it keeps it); nullptr with a JS exception pending when the arguments are
+// wrong (`usage` says what was expected) or the Kvm was closed (`action` names what failed).
+KvmRef *KvmArgument(const Napi::CallbackInfo &info, const char *usage, const char *action);
+
 class KvmWrap : public Napi::ObjectWrap<KvmWrap> {
   public:
     static Napi::Function DefineClass(Napi::Env env);

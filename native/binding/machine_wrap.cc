@@ -376,18 +376,8 @@ static bool Image(const Napi::Object &spec, const char *key, std::string *path, 
 
 MachineWrap::MachineWrap(const Napi::CallbackInfo &info) : ObjectWrap<MachineWrap>(info) {
     Napi::Env env = info.Env();
-    AddonData *data = env.GetInstanceData<AddonData>();
-    if (info.Length() < 3 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(data->kvm_ctor.Value()) ||
-        !info[1].IsObject() || !info[2].IsFunction()) {
-        ThrowTypeError(env, "Machine: expected (kvm: Kvm, spec: object, onMessage: function)");
-        return;
-    }
-    KvmWrap *kvm = Napi::ObjectWrap<KvmWrap>::Unwrap(info[0].As<Napi::Object>());
-    if (!kvm->ref()) {
-        bh_error err{BH_E_STATE, 0, "the hypervisor handle has been closed"};
-        ThrowCoreError(env, "create a machine", err);
-        return;
-    }
+    KvmRef *kvm = KvmArgument(info, "Machine: expected (kvm: Kvm, spec: object, onMessage: function)", "create a machine");
+    if (!kvm) return;
     Napi::Object spec = info[1].As<Napi::Object>();
     bh_machine_config c{};
     std::string kernel_path, initrd_path, cmdline, uds;
@@ -436,7 +426,7 @@ MachineWrap::MachineWrap(const Napi::CallbackInfo &info) : ObjectWrap<MachineWra
     c.console_tail_bytes = static_cast<size_t>(tail);
 
     MachineCore *core = new MachineCore();
-    core->kvm = kvm->ref();
+    core->kvm = kvm;
     KvmRefAcquire(core->kvm);
     core->holders.store(2); // this object + the ThreadSafeFunction
     core->tsfn = MachineTsfn::New(env, info[2].As<Napi::Function>(), "bulkhead:machine-events", 0, 1, core,

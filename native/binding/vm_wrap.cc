@@ -260,18 +260,8 @@ Napi::Function VmWrap::DefineClass(Napi::Env env) {
 // new Vm(kvm: Kvm, config: { memoryBytes, vcpus, irqchip }, onMessage: (kind, payload) => void)
 VmWrap::VmWrap(const Napi::CallbackInfo &info) : ObjectWrap<VmWrap>(info) {
     Napi::Env env = info.Env();
-    AddonData *data = env.GetInstanceData<AddonData>();
-    if (info.Length() < 3 || !info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(data->kvm_ctor.Value()) ||
-        !info[1].IsObject() || !info[2].IsFunction()) {
-        ThrowTypeError(env, "Vm: expected (kvm: Kvm, config: object, onMessage: function)");
-        return;
-    }
-    KvmWrap *kvm = Napi::ObjectWrap<KvmWrap>::Unwrap(info[0].As<Napi::Object>());
-    if (!kvm->ref()) {
-        bh_error err{BH_E_STATE, 0, "the hypervisor handle has been closed"};
-        ThrowCoreError(env, "create VM", err);
-        return;
-    }
+    KvmRef *kvm = KvmArgument(info, "Vm: expected (kvm: Kvm, config: object, onMessage: function)", "create VM");
+    if (!kvm) return;
     Napi::Object config = info[1].As<Napi::Object>();
     bh_vm_config cfg{};
     if (!GetU64(config, "memoryBytes", &cfg.memory_bytes)) {
@@ -286,7 +276,7 @@ VmWrap::VmWrap(const Napi::CallbackInfo &info) : ObjectWrap<VmWrap>(info) {
 
     VmCore *core = new VmCore();
     core->vcpus = cfg.vcpus;
-    core->kvm = kvm->ref();
+    core->kvm = kvm;
     KvmRefAcquire(core->kvm);
     core->holders.store(2); // this object + the ThreadSafeFunction
     core->tsfn = MessageTsfn::New(env, info[2].As<Napi::Function>(), "bulkhead:vm-events", 0, 1, core, FinalizeCore,
