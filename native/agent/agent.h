@@ -33,15 +33,18 @@ void ag_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 typedef struct ag_watch ag_watch;
 typedef void (*ag_watch_fn)(ag_watch *w, uint32_t events);
 struct ag_watch {
-    int fd;           /* -1 when not registered */
-    uint32_t events;  /* what is registered */
+    int fd;           /* -1 once deleted (or never added) */
+    uint32_t events;  /* what is asked for; 0: the fd is out of epoll altogether (armed false) */
+    bool armed;       /* in the epoll set */
     ag_watch_fn fn;
     void *ctx;
 };
 
 int loop_init(void);
 int loop_add(ag_watch *w, int fd, uint32_t events, ag_watch_fn fn, void *ctx);
-void loop_set(ag_watch *w, uint32_t events); /* no system call when unchanged */
+/* No system call when unchanged. 0 takes the fd out of epoll: epoll reports EPOLLHUP and EPOLLERR
+ * level-triggered whatever is asked for, so an fd that is not wanted would wake the loop forever. */
+void loop_set(ag_watch *w, uint32_t events);
 void loop_del(ag_watch *w);                  /* does not close the fd */
 /* Frees p after the current batch of events (a later event of the batch may still name it). */
 void loop_defer_free(void *p);

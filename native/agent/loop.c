@@ -3,7 +3,8 @@
  *
  * A callback may free objects whose watches are still in the current batch: loop_del marks the
  * watch unregistered (fd -1) and loop_defer_free keeps the memory alive until the batch is done,
- * so a later event of the same batch sees fd == -1 and is skipped.
+ * so a later event of the same batch sees fd == -1 (or a watch taken out of epoll, armed false)
+ * and is skipped.
  */
 #include "agent.h"
 
@@ -26,32 +27,53 @@ int loop_init(void)
     return epfd < 0 ? -1 : 0;
 }
 
-int loop_add(ag_watch *w, int fd, uint32_t events, ag_watch_fn fn, void *ctx)
+static int epoll_update(ag_watch *w, int op, uint32_t events)
 {
     struct epoll_event ev = {.events = events, .data.ptr = w};
+    return epoll_ctl(epfd, op, w->fd, &ev);
+}
+
+int loop_add(ag_watch *w, int fd, uint32_t events, ag_watch_fn fn, void *ctx)
+{
     w->fd = fd;
-    w->events = events;
+    w->events = 0;
+    w->armed = false;
     w->fn = fn;
     w->ctx = ctx;
-    if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (!events) return 0;
+    if (epoll_update(w, EPOLL_CTL_ADD, events) < 0) {
         w->fd = -1;
         return -1;
     }
+    w->events = events;
+    w->armed = true;
     return 0;
 }
 
 void loop_set(ag_watch *w, uint32_t events)
 {
     if (w->fd < 0 || w->events == events) return;
-    struct epoll_event ev = {.events = events, .data.ptr = w};
-    if (epoll_ctl(epfd, EPOLL_CTL_MOD, w->fd, &ev) == 0) w->events = events;
+    if (!events) {
+        if (w->armed) epoll_update(w, EPOLL_CTL_DEL, 0);
+        w->armed = false;
+        w->events = 0;
+        return;
+    }
+    if (epoll_update(w, w->armed ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, events) < 0) {
+        ag_log("epoll_ctl on fd %d failed (errno %d)", w->fd, errno);
+        return;
+    }
+    w->events = events;
+    w->armed = true;
 }
 
 void loop_del(ag_watch *w)
 {
     if (w->fd < 0) return;
-    epoll_ctl(epfd, EPOLL_CTL_DEL, w->fd, NULL);
+    if (w->armed) epoll_update(w, EPOLL_CTL_DEL, 0);
     w->fd = -1;
+    w->armed = false;
+    w->events = 0;
 }
 
 void loop_defer_free(void *p)
@@ -87,7 +109,7 @@ void loop_poll(int timeout_ms)
     }
     for (int i = 0; i < n; i++) {
         ag_watch *w = evs[i].data.ptr;
-        if (w->fd >= 0 && w->fn) w->fn(w, evs[i].events);
+        if (w->fd >= 0 && w->armed && w->fn) w->fn(w, evs[i].events); /* not since taken out this batch */
     }
     if (after_batch) after_batch();
     for (size_t i = 0; i < graves; i++) free(graveyard[i]);
