@@ -15,7 +15,7 @@ import { InvalidConfigError } from '../../src/errors';
 import { AgentClient, AgentDisconnectedError, AgentProtocolError, AgentRequestError } from '../../src/zone/agent';
 import { agentArtifact } from '../../src/zone/agent/binary';
 import { encodeFrame, encodeHello, HostType, Writer } from '../../src/zone/agent/protocol';
-import { haveUnshare, startLocalAgent, type LocalAgent } from './fixtures/local-agent';
+import { agentPidOf, haveUnshare, startLocalAgent, type LocalAgent } from './fixtures/local-agent';
 
 t.setTimeout(240_000);
 
@@ -94,6 +94,31 @@ if (missing) {
     t.equal(n, data.length, '10 MiB came back');
     t.equal(hash.digest('hex'), createHash('sha256').update(data).digest('hex'), 'sha256 matches');
     t.comment(`10 MiB through cat in ${Date.now() - started} ms, including a 300 ms pause (ASan build, Unix socket)`);
+  });
+
+  t.test('output left in a hung-up pipe while the host reads nothing: the agent idles, then delivers it', async (t) => {
+    // The writer is killed with the pipe full and the stream out of credit: the pipe is hung up with
+    // data in it. epoll reports that hang-up whatever it is asked for, so an agent that leaves the fd
+    // registered spins at 100 % until the host reads again (it did: a zone's PID 1 starved its VM).
+    const cpuTicks = (pid: number) => {
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return Number(fields[11]) + Number(fields[12]); // utime + stime (fields 14 and 15 of stat)
+    };
+    const pid = agentPidOf(agent.child.pid!);
+    if (!pid) return void t.fail('could not find the agent under unshare');
+    const p = await c.exec(['sh', '-c', 'head -c 8000000 /dev/zero & sleep 1; kill -9 $!; exit 5']);
+    p.stdout.pause();
+    await sleep(1500);
+    const before = cpuTicks(pid);
+    await sleep(1000);
+    const spent = cpuTicks(pid) - before;
+    t.ok(spent < 25, `the agent used ${spent} clock ticks in 1 s with the output stalled (a spin uses ~100)`);
+    let n = 0;
+    p.stdout.on('data', (b: Buffer) => (n += b.length));
+    p.stdout.resume();
+    const s = await p.wait();
+    t.equal(s.exitCode, 5, 'the shell exited');
+    t.ok(n > 256 * 1024, `what the pipe held came through once the host read again (${n} bytes)`);
   });
 
   t.test('stdout and stderr are kept apart', async (t) => {
