@@ -34,9 +34,13 @@ interface InnerServer {
   serve: HostProcess;
   client: ZoneClient;
   socket: string;
+  /** The end of what the server wrote to stderr (why it ended, when it has). */
+  stderrTail(): string;
 }
 
 let inner: Promise<InnerServer> | undefined;
+/** What `inner` resolved to, once it has. */
+let current: InnerServer | undefined;
 
 export async function createEmulatedZone(spec: ZoneSpec, opts: CreateOptions): Promise<RemoteZone> {
   // Field errors are caught here, against the emulated host's size, before anything boots.
@@ -47,14 +51,35 @@ export async function createEmulatedZone(spec: ZoneSpec, opts: CreateOptions): P
   serverReady.catch(() => undefined);
   const artifact = await resolveImage(validated.image, { signal: spec.signal, onProgress: (e) => progress(`image: ${e.message}`) });
   const kernel = validated.kernel ?? (await buildKernel({ config: 'zone', signal: spec.signal, progress: { onLine: progress } })).vmlinux;
-  const server = await serverReady;
+  let server = await serverReady;
+  if (ended(server)) {
+    // The last server ended (its zones with it): new zones get a new one, not its dead socket.
+    progress(`emulated host: the zone server ended (last output: ${server.stderrTail().trim() || 'none'}); starting another`);
+    forget(server);
+    server = await innerServer(progress);
+  }
   // Resolved out here; inside, the store (shared live) has it by digest, and resolving again under TCG is slow.
   try {
     return await server.client.create({ ...spec, imageDigest: artifact.digest, kernel });
   } catch (err) {
-    if (!server.serve.stdout.readableEnded) throw err;
-    throw new ZoneStartError('machine', `the zone server inside the emulated host ended: ${(err as Error).message}`, undefined, { cause: err });
+    if (!ended(server)) throw err;
+    forget(server);
+    const tail = server.stderrTail().trim();
+    throw new ZoneStartError('machine', `the zone server inside the emulated host ended: ${(err as Error).message}${tail ? `; its last output: ${tail}` : ''}`, undefined, { cause: err });
   }
+}
+
+function ended(server: InnerServer): boolean {
+  return server.serve.stdout.readableEnded;
+}
+
+/** Drops an ended server, so the next zone starts a fresh one. */
+function forget(server: InnerServer): void {
+  if (current === server) {
+    inner = undefined;
+    current = undefined;
+  }
+  void server.host.stop();
 }
 
 /**
@@ -112,7 +137,8 @@ async function startInnerServer(progress: (line: string) => void): Promise<Inner
   for (;;) {
     try {
       const client = await connect({ connect: () => host.connect(socket), describe: `bulkhead serve in the emulated host (${socket})` }, { backend: 'emulated-host' });
-      return { host, serve, client, socket };
+      current = { host, serve, client, socket, stderrTail: () => log };
+      return current;
     } catch (err) {
       if (ended || Date.now() > deadline) {
         serve.kill('SIGKILL');
