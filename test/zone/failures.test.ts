@@ -40,6 +40,19 @@ t.test('zones that die from inside', async (t) => {
     await dieAndCheck(t, 'panic', ['sh', '-c', 'echo c > /proc/sysrq-trigger'], /panic/i, /sysrq triggered crash|Kernel panic/);
   });
 
+  t.test('a triple fault ends that zone only', async (t) => {
+    // A zone beside it must keep running: one zone's crash never takes its neighbours (or the
+    // server that runs them) down with it.
+    const neighbour = await Zone.create({ image: 'busybox', memoryMiB: 64 });
+    t.teardown(() => neighbour.destroy());
+    // reboot=k is on the command line; the guest's root switches its reboot method to a triple
+    // fault (an empty IDT, then int3) and asks for an emergency restart.
+    await dieAndCheck(t, 'triple fault', ['sh', '-c', 'echo triple > /sys/kernel/reboot/type && echo b > /proc/sysrq-trigger'], /crash/i);
+    t.equal(neighbour.state, 'running', 'the neighbour zone is still running');
+    const r = await neighbour.exec(['echo', 'still here']);
+    t.equal(r.stdout, 'still here\n', 'and still answers');
+  });
+
   t.test('a killed agent (PID 1 overwritten by a root workload)', async (t) => {
     // The workload scribbles over the agent's code through /proc/1/mem; PID 1 dies, and with it the kernel.
     const script =
