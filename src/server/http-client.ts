@@ -15,11 +15,16 @@ import { errorFromWire } from './wire';
 export type Connector = () => Duplex;
 
 /** Where a client connects, as a socket path or a connection factory (with a name for messages). */
-export type ServerAddress = string | { connect: Connector; describe: string };
+export type ServerAddress = string | Endpoint;
 
 export interface Endpoint {
   connect: Connector;
   describe: string;
+  /**
+   * How the server ended, when whoever started it knows (an exit status and its last stderr lines):
+   * added to the failure of zones that lost it, so "its server went away" says why.
+   */
+  lastWords?: () => string | undefined;
 }
 
 export function endpointOf(address: ServerAddress | Connector): Endpoint {

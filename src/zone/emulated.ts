@@ -130,13 +130,29 @@ async function startInnerServer(progress: (line: string) => void): Promise<Inner
   serve.stdout.resume();
   const deadline = Date.now() + SERVE_START_TIMEOUT_MS;
   let ended = false;
+  let status = '';
   void serve.wait().then(
-    () => (ended = true),
-    () => (ended = true),
+    (end) => {
+      ended = true;
+      status = end.signal ? `killed by ${end.signal}` : `exit status ${end.exitCode}`;
+    },
+    (err: Error) => {
+      ended = true;
+      status = `lost: ${err.message}`;
+    },
   );
+  // Zones that lose this server say why it went, as far as is known by then.
+  const lastWords = () => {
+    const tail = log.trim().split('\n').slice(-8).join(' | ');
+    if (!status && !tail) return undefined;
+    return `bulkhead serve in the emulated host: ${status ? `ended, ${status}` : 'no exit reported yet'}${tail ? `; its last output: ${tail}` : ''}`;
+  };
   for (;;) {
     try {
-      const client = await connect({ connect: () => host.connect(socket), describe: `bulkhead serve in the emulated host (${socket})` }, { backend: 'emulated-host' });
+      const client = await connect(
+        { connect: () => host.connect(socket), describe: `bulkhead serve in the emulated host (${socket})`, lastWords },
+        { backend: 'emulated-host' },
+      );
       current = { host, serve, client, socket, stderrTail: () => log };
       return current;
     } catch (err) {

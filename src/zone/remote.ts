@@ -346,8 +346,10 @@ export class RemoteZone extends Zone {
     if (event.state === 'failed') this.failPending(this.closedError('finish a call'), false);
   }
 
-  private lose(reason: string): void {
+  private lose(why: string): void {
     if (this.lostReason || this.detached) return;
+    const lastWords = this.endpoint.lastWords?.();
+    const reason = lastWords ? `${why}; ${lastWords}` : why;
     this.lostReason = reason;
     if (this.state !== 'exited' && this.state !== 'failed' && this.state !== 'destroyed') {
       this.transition('failed', reason, { reason: 'failed', failure: reason });
