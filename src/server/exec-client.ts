@@ -22,6 +22,7 @@ import {
   windowFrame,
 } from './exec-frames';
 import { errorFromBody, readAll, type Endpoint } from './http-client';
+import { readersCaughtUp } from '../util/streams';
 import { errorFromWire } from './wire';
 
 export interface ExecHooks {
@@ -171,10 +172,12 @@ export class RemoteProcess implements ZoneProcess {
       case Frame.PID:
         this.resolvePid((parseJson(type, payload) as { pid: number }).pid);
         return;
-      case Frame.EXIT:
+      case Frame.EXIT: {
         this.exited = true;
-        this.resolveDone(parseJson(type, payload) as ProcessEnd);
+        const end = parseJson(type, payload) as ProcessEnd;
+        void readersCaughtUp([this.stdout, this.stderr]).then(() => this.resolveDone(end));
         return;
+      }
       case Frame.ERROR: {
         const err = errorFromWire(parseJson(type, payload));
         if (this.hooks.failed) void this.hooks.failed(err).then((e) => this.fail(e));

@@ -6,6 +6,7 @@
  */
 import { PassThrough } from 'node:stream';
 import { AbortedError } from '../errors';
+import { readersCaughtUp } from '../util/streams';
 import type { AgentProcess } from './agent';
 import type { ProcessEnd, ZoneProcess } from './types';
 
@@ -55,6 +56,7 @@ export function wrapAgentProcess(start: Promise<AgentProcess>, control: ProcessC
 
   const ended: Promise<ProcessEnd> = pid
     .then(() => agentProc!.wait())
+    .then(async (status) => (await readersCaughtUp([stdout, stderr]), status)) // the piped bytes reach a fresh listener first
     .then(
       (status): ProcessEnd => {
         if (aborted) throw new AbortedError('running a command in the zone');

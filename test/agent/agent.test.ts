@@ -121,6 +121,20 @@ if (missing) {
     t.ok(n > 256 * 1024, `what the pipe held came through once the host read again (${n} bytes)`);
   });
 
+  t.test('wait() settles after a listener attached once the process started has had all its output', async (t) => {
+    // A short command's REPLY, DATA and END can come in one read; the listener below is only
+    // switched on a tick later. 200 rounds made the race show before wait() waited for it.
+    let lost = 0;
+    for (let i = 0; i < 200; i++) {
+      const p = await c.exec(['echo', `round ${i}`]);
+      const out: Buffer[] = [];
+      p.stdout.on('data', (b: Buffer) => out.push(b));
+      await p.wait();
+      if (Buffer.concat(out).toString() !== `round ${i}\n`) lost++;
+    }
+    t.equal(lost, 0, 'no round lost its output');
+  });
+
   t.test('stdout and stderr are kept apart', async (t) => {
     const r = await c.run(['sh', '-c', 'i=0; while [ $i -lt 200 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done']);
     const want = (k: string) => Array.from({ length: 200 }, (_, i) => `${k}${i}\n`).join('');

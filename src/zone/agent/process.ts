@@ -9,6 +9,7 @@
  */
 import { Readable, Writable } from 'node:stream';
 import { InvalidStateError } from '../../errors';
+import { readersCaughtUp } from '../../util/streams';
 import { AgentProtocolError, type AgentRequestError } from './errors';
 import { Channel, Reader, readExitStatus, type ExitStatus } from './protocol';
 import type { AgentSession, StreamHandler } from './session';
@@ -119,9 +120,10 @@ export class AgentProcess {
       return;
     }
     this.exitStatus = status;
-    this.settleExit.resolve(status!);
     this.stdout.push(null);
     if (!this.tty) this.stderr.push(null);
+    // "its output is all read": a listener attached just now gets its bytes before wait() settles.
+    void readersCaughtUp([this.stdout, this.stderr]).then(() => this.settleExit.resolve(status!));
     // stdin stays writable: what is written now is dropped (sendData finds no stream), so a
     // write racing the exit is never an 'error' event.
   }
