@@ -3,11 +3,10 @@
  * Progress goes to stderr; with --json the results also go to stdout. SIGINT/SIGTERM abort the run,
  * undo every runner's setup (containers, private dockerd, bundles, temp dirs), then exit 130/143.
  */
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { InvalidConfigError } from '../errors';
 import { DEFAULT_RUNS, runBenchmark } from '../bench/method/run';
 import { writeReport } from '../bench/report';
+import { defaultOutDir } from '../bench/report/outputs';
 import { runLifecycle } from '../bench/lifecycle/run';
 import { writeLifecycleReport } from '../bench/lifecycle/report';
 import { RUNNER_NAMES, type RunnerLocation, type RunnerName } from '../bench/runners/runner';
@@ -70,7 +69,7 @@ function benchArgs(v: Parsed<typeof benchCommand.options>['values']): Args {
     densities: v.densities === undefined ? undefined : v.densities.split(',').map((n) => integerFlag('densities', n, 1)!),
     json: v.json ?? false,
     // Not the working directory by default: run from a checkout, results would land in the source tree.
-    out: v.out ?? path.join(os.tmpdir(), `bulkhead-bench-${new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19)}`),
+    out: v.out ?? defaultOutDir('bench'),
   };
 }
 

@@ -8,6 +8,7 @@ import type { DevicesConfig, DevicesInnerResult } from '../../src/bench/vmm/devi
 import { buildNativeTools, cachedKernel, writeInitramfs } from '../../src/bench/vmm/emulated';
 import { packageRoot } from '../../src/util/package-root';
 import { findQemu } from '../../src/host/emulated/qemu';
+import { renderVmmSvg } from '../../src/bench/vmm/chart';
 import { goalsFor, renderMarkdown, summarizeDevices, type VmmBenchResults } from '../../src/bench/vmm/report';
 import { collectHostFacts } from '../../src/bench/host-facts';
 import { emulatedHost } from '../support/emulated-host';
@@ -66,4 +67,7 @@ t.test('a tiny devices benchmark inside the emulated host', async (t) => {
   const md = renderMarkdown(results);
   t.match(md, /## C\. Virtio devices/);
   t.match(md, /virtio-blk sequential read of 8 MiB/);
+  const svg = renderVmmSvg(results);
+  t.equal((svg.match(/<rect x=/g) ?? []).length, 4, 'chart.svg: a bar for blk, both vsock directions and the boot');
+  t.match(svg, /vsock guest → host \(vs vhost-vsock\) \(emulated host, all devices\)/);
 });

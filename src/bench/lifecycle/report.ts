@@ -2,20 +2,14 @@
  * A lifecycle run's report.md (goals first, then every figure, the start-up split and the method),
  * chart.svg (each figure's cost relative to Docker, per sandbox, on a log axis) and results.json.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { costRatio } from '../method/stats';
 import { formatRatio, formatValue } from '../report/format';
-import type { WrittenReport } from '../report';
-import { SANDBOX_KINDS, type LifecycleResults, type SandboxKind } from './types';
+import { writeBenchOutputs, type WrittenReport } from '../report/outputs';
+import { renderRatioChart, type RatioRow } from '../report/ratio-chart';
+import { SANDBOX_KINDS, type LifecycleResults } from './types';
 
 export function writeLifecycleReport(results: LifecycleResults, dir: string): WrittenReport {
-  fs.mkdirSync(dir, { recursive: true });
-  const written = { dir, resultsJson: path.join(dir, 'results.json'), reportMd: path.join(dir, 'report.md'), chartSvg: path.join(dir, 'chart.svg') };
-  fs.writeFileSync(written.resultsJson, JSON.stringify(results, null, 2) + '\n');
-  fs.writeFileSync(written.reportMd, renderLifecycleMarkdown(results));
-  fs.writeFileSync(written.chartSvg, renderLifecycleSvg(results));
-  return written;
+  return writeBenchOutputs(dir, { results, markdown: renderLifecycleMarkdown(results), svg: renderLifecycleSvg(results) });
 }
 
 export function renderLifecycleMarkdown(r: LifecycleResults): string {
@@ -65,52 +59,22 @@ export function renderLifecycleMarkdown(r: LifecycleResults): string {
   return out.join('\n');
 }
 
-const PALETTE: Record<SandboxKind, string> = { zone: '#4e79a7', docker: '#999999', runc: '#f28e2b' };
-
 /** Each figure's cost relative to Docker (log axis, 1 = Docker), one bar per non-Docker sandbox. */
 export function renderLifecycleSvg(r: LifecycleResults): string {
-  const rows: { label: string; kind: SandboxKind; ratio: number }[] = [];
+  const rows: RatioRow[] = [];
   for (const f of r.figures) {
     const d = f.bySandbox.docker;
     for (const kind of SANDBOX_KINDS.filter((k) => k !== 'docker')) {
       const s = f.bySandbox[kind];
-      if (d && s && d.median > 0 && s.median > 0) rows.push({ label: f.title.replace(/`/g, ''), kind, ratio: costRatio(s.median, d.median, f.better) });
+      if (d && s && d.median > 0 && s.median > 0) rows.push({ label: f.title.replace(/`/g, ''), series: kind, ratio: costRatio(s.median, d.median, f.better) });
     }
   }
-  const width = 960;
-  const left = 340;
-  const right = width - 80;
-  const rowH = 20;
-  const top = 50;
-  const height = top + Math.max(1, rows.length) * rowH + 40;
-  const font = 'font-family="DejaVu Sans, Helvetica, Arial, sans-serif"';
-  const parts = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">`,
-    `<rect width="100%" height="100%" fill="#fff"/>`,
-    `<text x="10" y="20" font-size="14" ${font}>Lifecycle: cost relative to Docker (log scale; &gt;1 = costs more) — ${esc(r.virtualization.mode)}</text>`,
-  ];
-  if (rows.length === 0) {
-    parts.push(`<text x="10" y="${top + 14}" font-size="12" ${font}>No figure has both Docker and another sandbox: see report.md.</text>`, '</svg>');
-    return parts.join('\n');
-  }
-  const span = Math.max(2, ...rows.map((x) => Math.abs(Math.log10(x.ratio)))) ;
-  const mid = (left + right) / 2;
-  const xOf = (ratio: number) => mid + (Math.log10(ratio) / span) * ((right - left) / 2);
-  parts.push(`<line x1="${mid}" y1="${top - 10}" x2="${mid}" y2="${top + rows.length * rowH}" stroke="#333"/>`);
-  parts.push(`<text x="${mid}" y="${top - 14}" font-size="11" text-anchor="middle" ${font}>docker = 1</text>`);
-  for (const [i, row] of rows.entries()) {
-    const y = top + i * rowH;
-    const x = xOf(row.ratio);
-    parts.push(`<text x="${left - 6}" y="${y + 13}" font-size="11" text-anchor="end" ${font}>${esc(row.label)} (${row.kind})</text>`);
-    parts.push(`<rect x="${Math.min(mid, x)}" y="${y + 3}" width="${Math.max(1, Math.abs(x - mid))}" height="${rowH - 6}" fill="${PALETTE[row.kind]}"><title>${esc(`${row.label}, ${row.kind}: ${formatRatio(row.ratio)}`)}</title></rect>`);
-    parts.push(`<text x="${Math.max(mid, x) + 4}" y="${y + 13}" font-size="11" ${font}>${esc(formatRatio(row.ratio))}</text>`);
-  }
-  parts.push('</svg>');
-  return parts.join('\n');
-}
-
-function esc(s: string): string {
-  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+  return renderRatioChart({
+    title: `Lifecycle: cost relative to Docker (log scale; >1 = costs more) — ${r.virtualization.mode}`,
+    reference: 'docker = 1',
+    rows,
+    empty: 'No figure has both Docker and another sandbox: see report.md.',
+  });
 }
 
 function cell(s: string): string {

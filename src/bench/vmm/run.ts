@@ -8,9 +8,9 @@
  *   node dist/cjs/bench/vmm/run.js [--runs N] [--warmups N] [--json] [--out DIR] [--only exits|boot|devices]
  *                                  [--no-emulated] [--quick]
  *
- * Progress goes to stderr; the markdown table (or, with --json, the JSON) to stdout; both are written
- * to --out (default: a new bulkhead-bench-vmm-<time> directory under the system's temporary directory,
- * never the source tree). `--inner exits|boot|devices --payload JSON` is what runs inside the emulated
+ * Progress goes to stderr; the markdown table (or, with --json, the JSON) to stdout; results.json,
+ * report.md and chart.svg are written to --out (default: a new bulkhead-bench-vmm-<time> directory
+ * under the system's temporary directory, never the source tree). `--inner exits|boot|devices --payload JSON` is what runs inside the emulated
  * host: it prints one JSON document on stdout.
  */
 import * as fs from 'node:fs';
@@ -27,6 +27,8 @@ import { packageRoot } from '../../util/package-root';
 import { buildBhExits, buildFloor, qemuVersion, runExitBenchmark, type ExitResults, type ExitSettings } from './exits';
 import { killQemuChildren } from './qemu';
 import { findQemu } from '../../host/emulated/qemu';
+import { writeBenchOutputs, defaultOutDir } from '../report/outputs';
+import { renderVmmSvg } from './chart';
 import { caveatsFor, goalsFor, renderMarkdown, summarizeBoot, summarizeDevices, type BootResults, type VmmBenchResults } from './report';
 
 interface Options {
@@ -45,8 +47,7 @@ const log = (m: string): void => void process.stderr.write(`[bench:vmm ${new Dat
 
 
 export function parseArgs(argv: readonly string[]): Options {
-  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, 'Z');
-  const o: Options = { runs: 5, warmups: 1, json: false, out: path.join(os.tmpdir(), `bulkhead-bench-vmm-${stamp}`), emulated: true, quick: false };
+  const o: Options = { runs: 5, warmups: 1, json: false, out: defaultOutDir('bench-vmm'), emulated: true, quick: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -272,11 +273,9 @@ async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   if (o.inner) return inner(o);
   const results = await runVmmBenchmarks(o);
-  fs.mkdirSync(o.out, { recursive: true });
   const md = renderMarkdown(results);
-  fs.writeFileSync(path.join(o.out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  fs.writeFileSync(path.join(o.out, 'results.md'), md);
-  log(`wrote ${path.join(o.out, 'results.json')} and results.md`);
+  const written = writeBenchOutputs(o.out, { results, markdown: md, svg: renderVmmSvg(results) });
+  log(`wrote ${written.resultsJson}, ${written.reportMd} and ${written.chartSvg}`);
   process.stdout.write(o.json ? `${JSON.stringify(results, null, 2)}\n` : md);
 }
 
