@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string.h>
+#include <sys/stat.h>
 #include <vector>
 
 #include "addon.h"
@@ -312,6 +313,16 @@ class MachineWrap : public Napi::ObjectWrap<MachineWrap> {
         return o;
     }
 
+    /* Guest RAM pages the host holds: the blocks allocated to the RAM memfd (shmem counts each page it
+     * allocates, whether the guest, the loader or a device touched it). One memfd backs every region. */
+    static uint64_t GuestResidentBytes(bh_vm *vm) {
+        bh_mem_region r[4];
+        size_t n = bh_mem_regions(vm, r, 4);
+        struct stat st;
+        if (n == 0 || fstat(r[0].memfd, &st) != 0) return 0;
+        return static_cast<uint64_t>(st.st_blocks) * 512u;
+    }
+
     Napi::Value Stats(const Napi::CallbackInfo &info) {
         Napi::Env env = info.Env();
         if (!Usable(env, "read the machine's stats")) return env.Undefined();
@@ -336,6 +347,7 @@ class MachineWrap : public Napi::ObjectWrap<MachineWrap> {
         o.Set("vsockConnections", Napi::Number::New(env, s.vsock_connections));
         o.Set("bootMarkers", Napi::Number::New(env, s.boot_markers));
         o.Set("firstMarkerNs", Napi::Number::New(env, static_cast<double>(s.first_marker_ns)));
+        o.Set("guestResidentBytes", Napi::Number::New(env, static_cast<double>(GuestResidentBytes(vm))));
         return o;
     }
 

@@ -84,6 +84,7 @@ interface NativeMachineStats {
   vsockConnections: number;
   bootMarkers: number;
   firstMarkerNs: number;
+  guestResidentBytes: number;
 }
 
 interface NativeMachineExit {
@@ -237,6 +238,8 @@ export interface MachineStats {
   bootMarkers: number;
   /** When the first boot marker arrived (since creation), or undefined. */
   firstMarkerMs: number | undefined;
+  /** Guest RAM resident on the host: the pages allocated to its memfd (touched by the guest, the loader or a device). */
+  guestResidentBytes: number;
 }
 
 export type MachineState = 'created' | 'running' | 'ended' | 'destroyed';
@@ -501,6 +504,7 @@ export class Machine extends EventEmitter<MachineEvents> {
       vsockConnections: s.vsockConnections,
       bootMarkers: s.bootMarkers,
       firstMarkerMs: s.bootMarkers ? s.firstMarkerNs / 1e6 : undefined,
+      guestResidentBytes: s.guestResidentBytes,
     };
   }
 

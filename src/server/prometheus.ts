@@ -26,6 +26,7 @@ export async function prometheusText(zones: readonly Zone[]): Promise<string> {
   const memoryLimit = gauge('bulkhead_zone_memory_limit_bytes', 'guest RAM given to the zone');
   const vcpus = gauge('bulkhead_zone_vcpus', 'vCPUs given to the zone');
   const hostRss = gauge('bulkhead_zone_host_rss_bytes', "the VMM's resident memory attributable to the zone");
+  const guestResident = gauge('bulkhead_zone_guest_resident_bytes', 'guest RAM the host holds for the zone (pages allocated to its memory file)');
   const vcpuSeconds = counter('bulkhead_zone_host_vcpu_seconds_total', 'vCPU time the zone used, seen from the host');
   const exits = counter('bulkhead_zone_host_exits_total', 'VM exits of the zone');
   const memTotal = gauge('bulkhead_zone_guest_memory_total_bytes', "the guest's MemTotal");
@@ -50,6 +51,7 @@ export async function prometheusText(zones: readonly Zone[]): Promise<string> {
     up.set(labels, m ? 1 : 0);
     if (!m) return;
     if (m.host.rssBytes !== undefined) hostRss.set(labels, m.host.rssBytes);
+    if (m.host.guestResidentBytes !== undefined) guestResident.set(labels, m.host.guestResidentBytes);
     if (m.host.vcpuTimeMs !== undefined) vcpuSeconds.inc(labels, m.host.vcpuTimeMs / 1000);
     if (m.host.exits !== undefined) exits.inc(labels, m.host.exits);
     const g = m.guest;

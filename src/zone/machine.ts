@@ -27,7 +27,7 @@ export interface ZoneMachineEnd {
 
 export interface ZoneMachine {
   readonly ended: Promise<ZoneMachineEnd>;
-  stats(): { exits?: number; vcpuTimeMs?: number; rssBytes?: number };
+  stats(): { exits?: number; vcpuTimeMs?: number; rssBytes?: number; guestResidentBytes?: number };
   /** Forces the VM off (the end then says 'stopped'). */
   stop(): Promise<void>;
   /** Stops it if needed and frees everything: threads, fds, guest memory, sockets. */
@@ -70,7 +70,7 @@ export async function startZoneMachine(spec: ZoneMachineSpec): Promise<ZoneMachi
     ended,
     stats: () => {
       const s = machine.stats();
-      return { exits: s.exits, vcpuTimeMs: Math.round(s.vcpuCpuMs.reduce((a, b) => a + b, 0)) };
+      return { exits: s.exits, vcpuTimeMs: Math.round(s.vcpuCpuMs.reduce((a, b) => a + b, 0)), guestResidentBytes: s.guestResidentBytes };
     },
     stop: async () => {
       stopping = true;

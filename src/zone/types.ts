@@ -157,8 +157,14 @@ export interface ProcessMetrics {
 export interface ZoneMetrics {
   time: number;
   host: {
-    /** The VMM's resident memory attributable to this zone (its process, or its share of it). */
+    /** The VMM's resident memory attributable to this zone, when it has a process of its own. */
     rssBytes?: number;
+    /**
+     * Guest RAM the host holds for this zone (pages allocated to its memory file, whoever touched them).
+     * For an in-process zone this is the part of the owning process's RSS that is the zone's guest; the
+     * VMM's own per-zone memory (threads, queues) is in that process too and not told apart.
+     */
+    guestResidentBytes?: number;
     vcpuTimeMs?: number;
     exits?: number;
   };

@@ -2,7 +2,7 @@
 // hardware-virt host would run the same fixture directly). One process creates the zones and
 // checks itself: 20 create/destroy cycles leak no fd, thread, child process, mount or state
 // directory; two zones see neither each other's files nor processes; another uid cannot reach a
-// zone's agent socket or API socket.
+// zone's agent socket or API socket; metrics count the guest RAM the host holds.
 import t from 'tap';
 import * as path from 'node:path';
 import { emulatedHost, testKernel } from '../support/emulated-host';
@@ -46,6 +46,9 @@ t.test('zones inside the emulated host, in-process', async (t) => {
     t.notMatch(r.inB, /sleep 300/, "zone b's process list does not");
     t.not(r.kernels[0], r.kernels[1], 'each zone runs its own kernel (different boot ids)');
     t.same(r.hostnames, ['iso-a', 'iso-b'], 'each has its own hostname');
+    const MiB = 1024 * 1024;
+    t.ok(r.resident.before > 0 && r.resident.before <= 64 * MiB, `metrics: guest RAM resident on the host ${(r.resident.before / MiB).toFixed(1)} MiB of 64`);
+    t.ok(r.resident.after >= 16 * MiB && r.resident.after <= 64 * MiB && r.resident.after >= r.resident.before, `with 16 MiB in its /tmp: ${(r.resident.after / MiB).toFixed(1)} MiB`);
   });
 
   t.test("another uid cannot connect to a zone's agent socket or API socket", async (t) => {
