@@ -162,6 +162,7 @@ const char *user_lookup(const char *spec, ag_user *out);
 /* PID 1 in a VM: mounts, overlay root, switch root. Returns 0, or -1 after logging why. */
 int boot_zone(void);
 /* The lead wires these to the paravirtual power device (issue 8). See power.c. */
+void agent_announce_started(void);
 void agent_announce_ready(void);
 void agent_power_off(void) __attribute__((noreturn));
 void agent_reboot(void) __attribute__((noreturn));

@@ -101,6 +101,7 @@ static bool valid_hostname(const char *h)
 int boot_zone(void)
 {
     if (do_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755") < 0) return -1;
+    agent_announce_started(); /* needs /dev/mem; the mapping it keeps outlives the switch of root */
     if (do_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) return -1;
     if (do_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) return -1;
 

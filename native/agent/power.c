@@ -3,8 +3,9 @@
  * (issue 8: one MMIO page at 0xD0000000; magic "BHPW" at 0x0, version 1 at 0x4, a 32-bit command
  * at 0x8: 0x01 power off, 0x02 reboot, 0x03 | n << 8 boot-time marker n), reached through /dev/mem.
  *
- * agent_announce_ready() writes marker 1 once the vsock listener is up (and says so on the
- * console); agent_power_off() and agent_reboot() write their command. Where there is no such
+ * agent_announce_started() writes marker 2 as soon as /dev is there (the kernel's boot is over and
+ * the agent runs), agent_announce_ready() marker 1 once the vsock listener is up (and says so on
+ * the console): the host splits a zone's start-up at them. agent_power_off() and agent_reboot() write their command. Where there is no such
  * device (QEMU, another VMM: the magic does not read back) they fall back to reboot(2). In --test
  * mode nothing touches /dev/mem and power-off or reboot end the process instead.
  */
@@ -33,6 +34,7 @@
 #define POWER_CMD_REBOOT 0x02u
 #define POWER_CMD_MARKER 0x03u
 #define MARKER_AGENT_READY 1u
+#define MARKER_AGENT_STARTED 2u
 
 /* The device's registers, or NULL when this VM has none (probed once). */
 static volatile uint32_t *power_device(void)
@@ -62,6 +64,11 @@ static bool power_command(uint32_t command)
     if (!r) return false;
     r[POWER_REG_COMMAND] = command;
     return true;
+}
+
+void agent_announce_started(void)
+{
+    power_command(POWER_CMD_MARKER | (MARKER_AGENT_STARTED << 8));
 }
 
 void agent_announce_ready(void)

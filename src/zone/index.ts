@@ -24,6 +24,7 @@ export type {
   ZoneFiles,
   ZoneInfo,
   ZoneMetrics,
+  ZoneStartup,
   ZoneProcess,
   ZoneState,
 } from './types';

@@ -25,7 +25,8 @@ import { startZoneMachine, zoneCommandLine, type ZoneMachine, type ZoneMachineEn
 import { wrapAgentProcess } from './process';
 import { validateZoneSpec, type ValidatedZoneSpec, type ZoneSpec } from './spec';
 import { createStateDir, LOG_FILE, removeStateDir, writeRecord, API_SOCKET } from './state-dir';
-import type { ImageRunConfig, LogEntry, LogOptions, SpawnOptions, ZoneExit, ZoneFiles, ZoneMetrics, ZoneProcess, ZoneState } from './types';
+import type { ImageRunConfig, LogEntry, LogOptions, SpawnOptions, ZoneExit, ZoneFiles, ZoneMetrics, ZoneProcess, ZoneStartup, ZoneState } from './types';
+import { startupPhases } from './startup';
 import { connectVsock } from './vsock';
 import { Zone, type CreateOptions } from './zone';
 import { zoneInitramfs } from './initramfs';
@@ -72,6 +73,7 @@ export class LocalZone extends Zone {
   private removeAbort: (() => void) | undefined;
   private destroyed: Promise<void> | undefined;
   private lastSample: GuestMetrics | undefined;
+  private startupTimes: ZoneStartup | undefined;
 
   private constructor(private readonly spec: ValidatedZoneSpec) {
     super();
@@ -106,6 +108,11 @@ export class LocalZone extends Zone {
     return c ? { entrypoint: [...c.entrypoint], cmd: [...c.cmd], workingDir: c.workingDir, user: c.user } : undefined;
   }
 
+  /** Where this zone's start went, once it runs. */
+  override get startup(): ZoneStartup | undefined {
+    return this.startupTimes;
+  }
+
   /** The state directory's vsock socket (the VMM listens there; guest ports P connect to <uds>_P). */
   get vsockSocket(): string {
     return path.join(this.stateDir, 'vsock.sock');
@@ -125,12 +132,15 @@ export class LocalZone extends Zone {
     }
     if (this.spec.timeoutMs !== undefined) this.deadline = setTimeout(() => void this.end('timeout'), this.spec.timeoutMs);
     const aborted = () => this.state !== 'creating' && this.state !== 'booting';
+    const begin = performance.now();
+    const markers = new Map<number, number>();
 
     try {
       this.artifact = await resolveImage(this.spec.imageDigest ?? this.spec.image, { signal, onProgress: (e) => progress(`image: ${e.message}`) });
     } catch (err) {
       throw rethrow(err, 'image', `image ${this.spec.image}`);
     }
+    const imageResolved = performance.now();
     this.plan = planLaunch(this.spec, this.artifact.config, this.name);
     let kernel: string;
     try {
@@ -139,8 +149,10 @@ export class LocalZone extends Zone {
       throw rethrow(err, 'kernel', 'the zone kernel');
     }
     if (aborted()) throw this.goneError('create the zone');
+    const kernelFound = performance.now();
 
     this.transition('booting');
+    const vmmBegin = performance.now();
     try {
       this.machine = await startZoneMachine({
         kernel,
@@ -152,11 +164,13 @@ export class LocalZone extends Zone {
         vsockSocket: this.vsockSocket,
         onConsole: (bytes) => this.log.console(bytes),
         onVmmEvent: (text) => this.log.add('vmm', text),
+        onBootMarker: (marker, sinceCreateMs) => void (markers.has(marker) || markers.set(marker, sinceCreateMs)),
       });
     } catch (err) {
       throw rethrow(err, 'machine', 'the zone\'s VM');
     }
     void this.machine.ended.then((end) => this.onMachineEnd(end));
+    const vmmStarted = performance.now();
 
     const socket = await Promise.race([
       connectVsock(this.vsockSocket, AGENT_VSOCK_PORT, { until: Date.now() + BOOT_TIMEOUT_MS, signal }),
@@ -175,9 +189,11 @@ export class LocalZone extends Zone {
     }
     void this.agent.closed.then((why) => this.onAgentLost(why));
     this.log.add('agent', `agent ${this.agent.info.agentVersion} (pid ${this.agent.info.agentPid}) answered`);
+    const agentConnected = performance.now();
 
     if (this.plan.argv) await this.launchMain(this.plan, opts);
     if (aborted()) throw this.goneError('create the zone');
+    this.startupTimes = startupPhases({ begin, imageResolved, kernelFound, vmmBegin, vmmStarted, agentConnected, running: performance.now(), markers });
     this.transition('running');
   }
 

@@ -17,6 +17,8 @@ export interface ZoneMachineSpec {
   vsockSocket: string;
   onConsole: (bytes: Buffer) => void;
   onVmmEvent: (text: string) => void;
+  /** A boot marker the guest wrote, with its time since the VM was created. */
+  onBootMarker?: (marker: number, sinceCreateMs: number) => void;
 }
 
 export interface ZoneMachineEnd {
@@ -59,7 +61,10 @@ export async function startZoneMachine(spec: ZoneMachineSpec): Promise<ZoneMachi
     vsock: { udsPath: spec.vsockSocket, guestCid: ZONE_GUEST_CID },
   });
   machine.on('console', (bytes) => spec.onConsole(bytes));
-  machine.on('bootMarker', (m) => spec.onVmmEvent(`boot marker ${m.marker} from the guest ${m.sinceCreateMs.toFixed(0)} ms after VM creation`));
+  machine.on('bootMarker', (m) => {
+    spec.onVmmEvent(`boot marker ${m.marker} from the guest ${m.sinceCreateMs.toFixed(0)} ms after VM creation`);
+    spec.onBootMarker?.(m.marker, m.sinceCreateMs);
+  });
   machine.on('deviceBroken', (d) => spec.onVmmEvent(`device ${d.device} marked broken: ${d.reason}`));
   let stopping = false;
   const ended = new Promise<ZoneMachineEnd>((resolve) => {

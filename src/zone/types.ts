@@ -154,6 +154,30 @@ export interface ProcessMetrics {
   state: string;
 }
 
+/**
+ * Where a zone's start went, in ms, phase by phase (each from the end of the one before). A backend
+ * that cannot see a phase leaves it out; the kernel's boot and the agent's start are split at the
+ * boot markers the agent writes to the power device (2: it runs, 1: it listens on vsock).
+ */
+export interface ZoneStartup {
+  /** Zone.create() until the zone was running. */
+  totalMs: number;
+  /** Resolving the image to its erofs (a lookup once it is cached). */
+  imageMs: number;
+  /** Finding the zone kernel (a lookup once it is built). */
+  kernelMs: number;
+  /** Creating the VM and its devices, loading the kernel and initramfs, starting the vCPUs. */
+  vmmSetupMs: number;
+  /** From the vCPUs' start until the agent ran as PID 1 (boot marker 2). */
+  kernelBootMs?: number;
+  /** From then until the agent listened on vsock (boot marker 1). */
+  agentStartMs?: number;
+  /** Until the host's session with the agent was up (from marker 1; without markers, from the VMM's start). */
+  agentConnectMs: number;
+  /** Launching the image's main process, when the zone has one. */
+  mainLaunchMs: number;
+}
+
 export interface ZoneMetrics {
   time: number;
   host: {

@@ -28,6 +28,7 @@ import type {
   ZoneInfo,
   ZoneMetrics,
   ZoneProcess,
+  ZoneStartup,
   ZoneState,
 } from './types';
 
@@ -61,6 +62,11 @@ export abstract class Zone extends EventEmitter implements AsyncDisposable {
   abstract readonly memoryMiB: number;
   abstract readonly vcpus: number;
   abstract readonly files: ZoneFiles;
+
+  /** Where this zone's start went, phase by phase, once it runs; undefined where the backend cannot tell. */
+  get startup(): ZoneStartup | undefined {
+    return undefined;
+  }
 
   private current: ZoneState = 'creating';
   private ended: ZoneExit | undefined;

@@ -2,7 +2,8 @@
 // hardware-virt host would run the same fixture directly). One process creates the zones and
 // checks itself: 20 create/destroy cycles leak no fd, thread, child process, mount or state
 // directory; two zones see neither each other's files nor processes; another uid cannot reach a
-// zone's agent socket or API socket; metrics count the guest RAM the host holds.
+// zone's agent socket or API socket; metrics count the guest RAM the host holds,
+// and the start-up splits at the agent's boot markers.
 import t from 'tap';
 import * as path from 'node:path';
 import { emulatedHost, testKernel } from '../support/emulated-host';
@@ -48,6 +49,10 @@ t.test('zones inside the emulated host, in-process', async (t) => {
     t.same(r.hostnames, ['iso-a', 'iso-b'], 'each has its own hostname');
     const MiB = 1024 * 1024;
     t.ok(r.resident.before > 0 && r.resident.before <= 64 * MiB, `metrics: guest RAM resident on the host ${(r.resident.before / MiB).toFixed(1)} MiB of 64`);
+    const s = r.startup;
+    t.ok(s.kernelBootMs > 0 && s.agentStartMs > 0, `start-up split at the agent's boot markers: VMM setup ${s.vmmSetupMs} ms, kernel ${s.kernelBootMs} ms, agent ${s.agentStartMs} ms, session ${s.agentConnectMs} ms`);
+    const sum = s.imageMs + s.kernelMs + s.vmmSetupMs + s.kernelBootMs + s.agentStartMs + s.agentConnectMs + s.mainLaunchMs;
+    t.ok(Math.abs(sum - s.totalMs) < 1, `the phases add up to the whole (${sum.toFixed(1)} of ${s.totalMs} ms)`);
     t.ok(r.resident.after >= 16 * MiB && r.resident.after <= 64 * MiB && r.resident.after >= r.resident.before, `with 16 MiB in its /tmp: ${(r.resident.after / MiB).toFixed(1)} MiB`);
   });
 

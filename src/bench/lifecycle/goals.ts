@@ -62,7 +62,7 @@ export function evaluateGoals(
       measuredText: `${zoneIdle.hostRssMiB.toFixed(1)} MiB (guest touched ${zoneIdle.guestTouchedMiB.toFixed(1)} MiB)`,
       met,
       by: met ? `met, ${diff.toFixed(1)} MiB under` : `missed: ${diff.toFixed(1)} MiB over`,
-      note: 'guest memory touched = the guest kernel\'s used memory (total - available), as the agent reports it',
+      note: 'guest memory touched = the guest RAM the host holds for the zone (pages allocated to its memory file), or where the backend cannot tell, the guest kernel\'s used memory',
     });
   } else {
     rows.push({ goal: 'Memory per idle zone', target: 'host RSS ≤ guest memory touched + 3 MiB', measured: null, measuredText: '–', met: null, by: '–', note: noPair('the zone') });

@@ -3,9 +3,11 @@
  * process) answers exec, stream and idle memory; start-up and density make zones of their own.
  * Memory: the zone's host RSS when the backend reports one; an in-process VM (the kvm backend) does
  * not, so there it is how much this process's RSS grew from before the zone to now (guest pages the
- * VM touched plus the VMM's own), which also counts any heap growth of ours: an upper bound.
- * Start-up's split: Zone.create() (VMM setup, kernel boot, agent start, until the agent answers) and
- * the first exec.
+ * VM touched plus the VMM's own), which also counts any heap growth of ours: an upper bound. The
+ * guest memory touched is the guest RAM the host holds for it (zone.metrics().host.guestResidentBytes),
+ * else the guest kernel's used memory.
+ * Start-up's split: the zone's own account of its start (zone.startup: VMM setup, kernel boot, agent
+ * start, agent session), then the first exec.
  */
 import { BulkheadError } from '../../errors';
 import type { Zone } from '../../zone';
@@ -55,8 +57,7 @@ export class ZoneSandbox implements LifecycleSandbox {
       const first = await firstChunk(proc.stdout);
       proc.stdout.resume();
       await proc.wait();
-      // The zone kernel boots `quiet`, so console timestamps cannot divide boot further from out here.
-      const split: Record<string, number> = { 'Zone.create (VMM setup, kernel boot, agent start)': created - t0, 'first exec to first output': first - created };
+      const split: Record<string, number> = { ...createSplit(zone, created - t0), 'first exec to first output': first - created };
       return { ms: first - t0, split };
     } finally {
       await this.remove(zone);
@@ -83,7 +84,8 @@ export class ZoneSandbox implements LifecycleSandbox {
   async idleMemory(): Promise<{ mib: number; guestTouchedMiB?: number }> {
     const m = await this.zoneOrThrow().metrics();
     const bytes = m.host.rssBytes ?? process.memoryUsage.rss() - this.rssBefore;
-    return { mib: bytes / MIB, ...(m.guest ? { guestTouchedMiB: m.guest.memory.usedBytes / MIB } : {}) };
+    const touched = m.host.guestResidentBytes ?? m.guest?.memory.usedBytes;
+    return { mib: bytes / MIB, ...(touched !== undefined ? { guestTouchedMiB: touched / MIB } : {}) };
   }
 
   async density(n: number): Promise<{ ms: number; mib: number }> {
@@ -134,4 +136,20 @@ export class ZoneSandbox implements LifecycleSandbox {
     if (!this.sandbox) throw new BulkheadError('BENCH_FAILED', 'zone sandbox used before prepare()');
     return this.sandbox;
   }
+}
+
+/** Zone.create()'s part of the start-up, by the zone's phases when it reports them. */
+function createSplit(zone: Zone, createMs: number): Record<string, number> {
+  const s = zone.startup;
+  if (!s) return { 'Zone.create (VMM setup, kernel boot, agent start)': createMs };
+  const out: Record<string, number> = { 'image and kernel lookup': s.imageMs + s.kernelMs, 'VMM setup (VM, devices, kernel load)': s.vmmSetupMs };
+  if (s.kernelBootMs !== undefined && s.agentStartMs !== undefined) {
+    out['kernel boot (to the agent as PID 1)'] = s.kernelBootMs;
+    out['agent start (mounts, to listening on vsock)'] = s.agentStartMs;
+  }
+  out['agent session (vsock connect, handshake)'] = s.agentConnectMs;
+  if (s.mainLaunchMs > 0) out['main process launch'] = s.mainLaunchMs;
+  const rest = createMs - s.totalMs;
+  if (rest > 0.5) out['Zone.create outside the zone (validation, state directory)'] = rest;
+  return out;
 }
