@@ -53,6 +53,15 @@ tap.on('close', async (code, signal) => {
     // host-xen is the Xen test host; host-<fingerprint> the emulated KVM host.
     const which = path.basename(path.dirname(log)) === 'host-xen' ? 'Xen test host' : 'emulated host';
     process.stdout.write(`# shared ${which}: ${fs.readFileSync(log, 'utf8').trim().split('\n').pop()}\n`);
+    // What its kernel said about processes it killed or faults it took: the why of a server that died.
+    const consoleLog = path.join(path.dirname(log), 'console.log');
+    const alarms = fs.existsSync(consoleLog)
+      ? fs.readFileSync(consoleLog, 'utf8').split('\n').filter((l) => /Out of memory|oom-kill|Killed process|BUG:|Oops|general protection|segfault|invoked oom-killer|hung_task/.test(l))
+      : [];
+    if (alarms.length > 0) {
+      process.stdout.write(`# WARNING: the shared ${which}'s kernel reported ${alarms.length} kill(s) or fault(s):\n`);
+      for (const l of alarms.slice(0, 20)) process.stdout.write(`#   ${l.trim().slice(0, 300)}\n`);
+    }
   }
   process.stdout.write(`# test wall time: ${((Date.now() - started) / 60000).toFixed(1)} min\n`);
   fs.rmSync(runDir, { recursive: true, force: true });

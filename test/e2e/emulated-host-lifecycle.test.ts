@@ -2,10 +2,10 @@
 // killed): a QEMU that dies under a pending command, an aborted start, and the keeper that shares
 // one host between processes, whose loss ends every client's pending command at once.
 import t from 'tap';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { EmulatedHost, ensureKeeper, liveKeeper, SharedEmulatedHost, stopKeeper } from '../../src/host/emulated';
+import { EmulatedHost, ensureKeeper, KEEPER_CONSOLE_LOG, liveKeeper, SharedEmulatedHost, stopKeeper } from '../../src/host/emulated';
 import { isAlive } from '../../src/util/process';
 import { emulatedHostMissing, testKernel } from '../support/emulated-host';
 import { waitUntil } from './fixtures/helpers';
@@ -59,6 +59,10 @@ else {
     const bootIds = await Promise.all([one, two].map((h) => h.run(['cat', '/proc/sys/kernel/random/boot_id'])));
     t.equal(bootIds[0]!.stdout, bootIds[1]!.stdout, 'both clients reach the same boot');
     t.equal((await one.run(['sh', '-c', 'echo $((6*7))'])).stdout, '42\n');
+    // An error-level kernel message (what an OOM kill prints) lands in the keeper's console.log.
+    await one.run(['sh', '-c', 'echo "<3>keeper-console-check $$" > /dev/kmsg']);
+    const consoleLog = path.join(dir, KEEPER_CONSOLE_LOG);
+    t.ok(await waitUntil(() => existsSync(consoleLog) && readFileSync(consoleLog, 'utf8').includes('keeper-console-check'), 5000), 'the host kernel\'s messages are kept in console.log');
 
     const pending = two.run(['sleep', '300']);
     await new Promise((r) => setTimeout(r, 300));

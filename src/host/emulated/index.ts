@@ -5,5 +5,5 @@
 export { EmulatedHost, type EmulatedHostOptions, type HostSession } from './host';
 export type { HostProcess, ProcessEnd, RunOptions, RunResult, SpawnOptions } from './channel';
 export { EmulatedHostError, OutputLimitError, type EmulatedHostFailure } from './errors';
-export { ensureKeeper, liveKeeper, stopKeeper, type KeeperInfo, type KeeperOptions } from './keeper';
+export { ensureKeeper, KEEPER_CONSOLE_LOG, liveKeeper, stopKeeper, type KeeperInfo, type KeeperOptions } from './keeper';
 export { SharedEmulatedHost, sharedHostDir, sharedHostOptions, SHARED_HOST_CPUS, SHARED_HOST_MEMORY_MIB } from './shared';

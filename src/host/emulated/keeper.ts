@@ -8,12 +8,15 @@
  *   keeper.sock   the socket (0600)
  *   keeper.json   { pid, qemuPid, socket, kernelRelease, bootMs } once the host is up
  *   keeper.log    the keeper's own stderr and the host console's tail when it ends
+ *   console.log   the host's whole serial console as it comes (its kernel's OOM kills and oopses
+ *                 are how a process inside that died for no reason of its own says why), up to
+ *                 CONSOLE_LOG_LIMIT bytes
  *
  * It stops the host and exits when its owner process dies, when it has had no client for
  * `idleTimeoutMs`, when a client sends `shutdown`, or when the host itself ends.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, openSync, closeSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, rmSync, writeSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -50,13 +53,45 @@ export interface KeeperOptions {
 
 export const KEEPER_INFO = 'keeper.json';
 export const KEEPER_SOCKET = 'keeper.sock';
+export const KEEPER_CONSOLE_LOG = 'console.log';
+export const CONSOLE_LOG_LIMIT = 32 * 1024 * 1024;
+
+/** Appends the host's console to console.log in `dir`, up to the limit (then one line says it stopped). */
+function consoleLogger(dir: string): { write: (text: string) => void; close: () => void } {
+  let fd: number | undefined = openSync(path.join(dir, KEEPER_CONSOLE_LOG), 'a', 0o600);
+  let written = 0;
+  const close = () => {
+    if (fd !== undefined) closeSync(fd);
+    fd = undefined;
+  };
+  const write = (text: string) => {
+    if (written >= CONSOLE_LOG_LIMIT || fd === undefined) return;
+    const bytes = Buffer.from(text);
+    written += bytes.length;
+    const tail = written >= CONSOLE_LOG_LIMIT ? Buffer.from(`\n[keeper: console.log reached ${CONSOLE_LOG_LIMIT} bytes; the rest is not kept]\n`) : Buffer.alloc(0);
+    try {
+      writeSync(fd, Buffer.concat([bytes, tail]));
+    } catch {
+      written = CONSOLE_LOG_LIMIT; // a full disk must not stop the host
+    }
+  };
+  return { write, close };
+}
 
 /** Runs a keeper in this process until it stops (see the file comment). */
 export async function runKeeper(opts: KeeperOptions): Promise<void> {
   mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
   const socketPath = path.join(opts.dir, KEEPER_SOCKET);
   rmSync(socketPath, { force: true });
-  const host = opts.xen ? await startXenHost(opts.xen) : await EmulatedHost.start(opts.host ?? {});
+  const consoleLog = consoleLogger(opts.dir);
+  const onConsole = consoleLog.write;
+  let host: EmulatedHost;
+  try {
+    host = opts.xen ? await startXenHost({ ...opts.xen, onConsole }) : await EmulatedHost.start({ ...opts.host, onConsole });
+  } catch (err) {
+    consoleLog.close();
+    throw err;
+  }
   const clients = new Set<net.Socket>();
   let idleSince = Date.now();
   let stopping = false;
@@ -84,6 +119,7 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
     server.close();
     for (const c of clients) c.destroy();
     await host.stop();
+    consoleLog.close();
     rmSync(path.join(opts.dir, KEEPER_INFO), { force: true });
     rmSync(socketPath, { force: true });
     resolveDone();
