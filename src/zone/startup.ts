@@ -25,7 +25,8 @@ export function startupPhases(m: StartupMarks): ZoneStartup {
   const ms = (a: number, b: number) => Math.max(0, Math.round((b - a) * 10) / 10);
   const started = m.markers.get(MARKER_AGENT_STARTED);
   const ready = m.markers.get(MARKER_AGENT_READY);
-  const vmmSetupMs = ms(m.vmmBegin, m.vmmStarted);
+  // From the kernel lookup on, so the phases add up: the state change to booting is part of the setup.
+  const vmmSetupMs = ms(m.kernelFound, m.vmmStarted);
   const split: Partial<ZoneStartup> = {};
   let connectFrom = m.vmmStarted;
   // Both markers, in order, after the setup: the boot splits at them; anything else is not trusted.
