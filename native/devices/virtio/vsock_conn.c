@@ -86,6 +86,14 @@ static bh_vsock_conn *conn_new(bh_vsock_core *k, int fd)
         k->all->all_prev = c;
     k->all = c;
     __atomic_fetch_add(&k->connections, 1, __ATOMIC_RELAXED);
+    if (fd >= 0) {
+        /* A whole credit window of guest data fits in the host socket, so a reader that keeps up
+         * never makes the guest's data wait in `pending`: the default send buffer (wmem_default,
+         * ~208 KiB of skb memory) holds about three 64 KiB packets, less than the 256 KiB the guest
+         * may have in flight. The kernel caps the request at net.core.wmem_max, then doubles it. */
+        int size = 2 * BH_VSOCK_BUF_ALLOC;
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+    }
     if (fd >= 0 && k->vm && bh_vm_io_watch(k->vm, fd, HOST_EVENTS, host_event, c, NULL) == BH_OK)
         c->watched = true;
     return c;
