@@ -62,15 +62,23 @@ interface Timed {
   detectedBy?: 'watch' | 'poll';
 }
 
-/** Ours: createPvDomain (the build, paused) → unpause → the marker on our console stream. */
-async function oursOnce(p: InsidePayload, kernel: string, initrd: string, name: string): Promise<Timed> {
+/**
+ * Ours: createPvDomain (the build, paused) → unpause → the marker on our console stream. A failure
+ * of the teardown after the marker was seen does not lose the sample: it goes to `errors`.
+ */
+async function oursOnce(p: InsidePayload, kernel: string, initrd: string, name: string, errors: string[]): Promise<Timed> {
   const t0 = nowMs();
   const d = createPvDomain({ kernel, initrd, cmdline: p.cmdline, memoryMiB: p.memoryMiB, vcpus: 1, name });
   const built = nowMs();
   let text = '';
+  let timed: Timed;
   try {
     const seen = new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no marker on our console after ${p.timeoutMs} ms: ${text.slice(-500)}`)), p.timeoutMs);
+      d.console.on('error', (e: Error) => {
+        clearTimeout(timer);
+        reject(new Error(`our console stream failed: ${e.message}`));
+      });
       d.console.on('data', (c: Buffer) => {
         text += c.toString('latin1');
         if (text.includes(p.marker)) {
@@ -82,12 +90,23 @@ async function oursOnce(p: InsidePayload, kernel: string, initrd: string, name: 
     const unpausedAt = nowMs();
     d.unpause();
     const markerAt = await seen;
-    return { setupMs: built - t0, toMarkerMs: markerAt - unpausedAt, totalMs: markerAt - t0 };
-  } finally {
-    const domid = d.domid;
-    d.destroy();
-    for (let i = 0; i < 1000 && findDomain(domid); i++) await sleep(10);
+    timed = { setupMs: built - t0, toMarkerMs: markerAt - unpausedAt, totalMs: markerAt - t0 };
+  } catch (e) {
+    try {
+      d.destroy();
+    } catch {
+      // the measurement's error is the one to report
+    }
+    throw e;
   }
+  const domid = d.domid;
+  try {
+    d.destroy();
+  } catch (e) {
+    errors.push(`${name}: destroy after the marker (sample kept): ${(e as Error).message}`);
+  }
+  for (let i = 0; i < 1000 && findDomain(domid); i++) await sleep(10);
+  return timed;
 }
 
 /**
@@ -169,19 +188,19 @@ async function xlOnce(p: InsidePayload, kernel: string, initrd: string, name: st
 async function creates(p: InsidePayload, errors: string[]): Promise<CreateSample[]> {
   const out: CreateSample[] = [];
   const dir = fs.mkdtempSync('/tmp/bulkhead-xen-bench-');
-  const broken = new Set<string>(); // "<kernel>/<side>" that failed once: not retried
+  const failures = new Map<string, number>(); // "<kernel>/<side>" → failures; given up after 2
   try {
     for (let round = 0; round < p.warmups + p.runs; round++) {
       for (const k of p.kernels) {
         const order: XenSide[] = round % 2 === 0 ? ['ours', 'xl'] : ['xl', 'ours'];
         for (const [i, side] of order.entries()) {
-          if (broken.has(`${k.label}/${side}`)) continue;
+          if ((failures.get(`${k.label}/${side}`) ?? 0) >= 2) continue;
           const name = `bench-${side}-${process.pid}-${k.label}-${round}`;
           try {
-            const t = side === 'ours' ? await oursOnce(p, k.kernel, k.initrd, name) : await xlOnce(p, k.kernel, k.initrd, name, dir);
+            const t = side === 'ours' ? await oursOnce(p, k.kernel, k.initrd, name, errors) : await xlOnce(p, k.kernel, k.initrd, name, dir);
             out.push({ kernel: k.label, side, round, warmup: round < p.warmups, position: i === 0 ? 1 : 2, ...t });
           } catch (e) {
-            broken.add(`${k.label}/${side}`);
+            failures.set(`${k.label}/${side}`, (failures.get(`${k.label}/${side}`) ?? 0) + 1);
             errors.push(`${k.label}, ${side}, round ${round}: ${(e as Error).message}`);
           }
           await sleep(p.settleMs); // let Xen reclaim the destroyed domain's memory before the next
