@@ -93,14 +93,18 @@ export class PvDomain implements Disposable {
   constructor(
     readonly domid: number,
     readonly name: string,
-    /** The guest's PV console output (hvc0). Ends when the domain is destroyed. */
-    readonly console: Readable,
+    private readonly feed: ConsoleFeed,
     private readonly ring: ConsoleRing,
     private readonly channel: EventChannel,
     private readonly localPort: number,
     private readonly grants: GrantTable,
     private readonly region: GrantRegion,
   ) {}
+
+  /** The guest's PV console output (hvc0). Ends when the domain is destroyed. */
+  get console(): Readable {
+    return this.feed.stream;
+  }
 
   unpause(): void {
     unpauseDomain(this.domid);
@@ -122,7 +126,7 @@ export class PvDomain implements Disposable {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
-    teardown(this.domid, { region: this.region, grants: this.grants, channel: this.channel, stream: this.console });
+    teardown(this.domid, { region: this.region, grants: this.grants, channel: this.channel, feed: this.feed });
   }
 
   [Symbol.dispose](): void {
@@ -130,7 +134,14 @@ export class PvDomain implements Disposable {
   }
 }
 
-function teardown(domid: number | undefined, h: { region?: GrantRegion; grants?: GrantTable; channel?: EventChannel; stream?: Readable }): void {
+interface Handles {
+  region?: GrantRegion;
+  grants?: GrantTable;
+  channel?: EventChannel;
+  feed?: ConsoleFeed;
+}
+
+function teardown(domid: number | undefined, h: Handles): void {
   const errors: unknown[] = [];
   const step = (fn: () => void) => {
     try {
@@ -140,7 +151,7 @@ function teardown(domid: number | undefined, h: { region?: GrantRegion; grants?:
     }
   };
   // Our mappings of its pages first: a domain whose pages are still mapped lingers as a zombie.
-  if (h.stream && !h.stream.destroyed) step(() => h.stream!.push(null));
+  if (h.feed) step(() => h.feed!.stop());
   if (h.region) step(() => h.region!.release());
   if (h.grants) step(() => h.grants!.close());
   if (h.channel) step(() => h.channel!.close());
@@ -154,10 +165,19 @@ function teardown(domid: number | undefined, h: { region?: GrantRegion; grants?:
   if (errors.length > 0) throw errors[0];
 }
 
-function consoleStream(ring: ConsoleRing, channel: EventChannel, localPort: number): Readable {
+/** The console as a stream, and the way to end it before the ring's pages are unmapped. */
+interface ConsoleFeed {
+  stream: Readable;
+  stop(): void;
+}
+
+function consoleFeed(ring: ConsoleRing, channel: EventChannel, localPort: number): ConsoleFeed {
   const events = channel.events();
   const out = new Readable({ read() {} });
+  // An event already queued when the domain is torn down must not read the released ring.
+  let stopped = false;
   const pump = () => {
+    if (stopped) return;
     let any = false;
     for (;;) {
       const chunk = ring.read();
@@ -172,12 +192,19 @@ function consoleStream(ring: ConsoleRing, channel: EventChannel, localPort: numb
     try {
       pump();
       for await (const p of events) if (p === localPort) pump();
-      if (!out.readableEnded) out.push(null);
+      if (!stopped) out.push(null);
     } catch (err) {
-      if (!out.destroyed) out.destroy(err as Error);
+      if (!stopped && !out.destroyed) out.destroy(err as Error);
     }
   })();
-  return out;
+  return {
+    stream: out,
+    stop: () => {
+      if (stopped) return;
+      stopped = true;
+      if (!out.destroyed) out.push(null);
+    },
+  };
 }
 
 function writeKeys(domid: number, cfg: PvDomainConfig, b: { consoleMfn: number; consolePort: number; xenstoreMfn: number; xenstorePort: number }): void {
@@ -230,7 +257,7 @@ export function createPvDomain(cfg: PvDomainConfig): PvDomain {
     throw new XenDomainBuildError(r.stage, r.errno, r.message);
   }
   const domid = r.domid;
-  const h: { region?: GrantRegion; grants?: GrantTable; channel?: EventChannel; stream?: Readable } = {};
+  const h: Handles = {};
   let stage: PvBuildStage = 'xenstore';
   try {
     writeKeys(domid, cfg, r);
@@ -242,8 +269,8 @@ export function createPvDomain(cfg: PvDomainConfig): PvDomain {
     h.channel = EventChannel.open();
     const localPort = h.channel.bindInterdomain(domid, r.consolePort);
     const ring = new ConsoleRing(h.region);
-    h.stream = consoleStream(ring, h.channel, localPort);
-    return new PvDomain(domid, cfg.name, h.stream, ring, h.channel, localPort, h.grants, h.region);
+    h.feed = consoleFeed(ring, h.channel, localPort);
+    return new PvDomain(domid, cfg.name, h.feed, ring, h.channel, localPort, h.grants, h.region);
   } catch (err) {
     try {
       teardown(domid, h);

@@ -24,7 +24,7 @@ t.test('createPvDomain boots the xen zone kernel, its console is a stream, it po
   if (!host) return;
   const initrd = initramfs(host.workdir(t));
   const cfg = { kernel: kernel.vmlinux, initrd, cmdline: 'console=hvc0 quiet rdinit=/init', memoryMiB: 128, vcpus: 1 };
-  const r = await inDom0<{ text: string; reason: string; createMs: number; firstLineMs: number; left: boolean; keys: boolean; name: string }>(
+  const r = await inDom0<{ text: string; reason: string; createMs: number; firstLineMs: number; left: boolean; keys: boolean; name: string; consoleError: string | null; ended: boolean }>(
     host,
     `const cfg = ${JSON.stringify(cfg)};
      const t0 = Date.now();
@@ -33,22 +33,28 @@ t.test('createPvDomain boots the xen zone kernel, its console is a stream, it po
      const xs = xen.XenStore.open();
      const name = xs.read('/local/domain/' + d.domid + '/name');
      let text = '', firstLineMs = -1;
+     let consoleError = null, ended = false;
+     d.console.on('error', (e) => { consoleError = e.message; });
+     d.console.on('end', () => { ended = true; });
      d.console.on('data', (c) => { text += c.toString('latin1'); if (firstLineMs < 0 && /bulkhead-own-build-up/.test(text)) firstLineMs = Date.now() - t0; });
      const death = d.death();
      d.unpause();
      const end = await Promise.race([death, new Promise((_, rej) => setTimeout(() => rej(new Error('no death in 240 s; console: ' + text.slice(-2000))), 240000))]);
      await new Promise((r) => setTimeout(r, 200));
      d.destroy();
+     await new Promise((r) => setTimeout(r, 100));
      const left = !!xen.findDomain(d.domid);
      let keys = true; try { xs.ls('/local/domain/' + d.domid); } catch { keys = false; }
      xs.close();
-     return { text, reason: end.reason, createMs, firstLineMs, left, keys, name };`,
+     return { text, reason: end.reason, createMs, firstLineMs, left, keys, name, consoleError, ended };`,
   );
   t.match(r.text, /bulkhead-own-build-up 6\.12\./, "the init's marker reached our console stream");
   t.equal(r.reason, 'poweroff', 'domainDeath reports poweroff');
   t.match(r.name, /^bulkhead-own-/, 'its name is in XenStore');
   t.notOk(r.left, 'destroyed: gone from Xen');
   t.notOk(r.keys, 'its XenStore keys are removed');
+  t.equal(r.consoleError, null, 'destroy ends the console stream without an error (no read of the released ring)');
+  t.ok(r.ended, 'the console stream ended');
   t.comment(`create ${r.createMs} ms, first console line ${r.firstLineMs} ms after create began`);
 });
 
