@@ -46,7 +46,7 @@ tap.on('close', async (code, signal) => {
     ? fs.readFileSync(path.join(runDir, 'retries.log'), 'utf8').split('\n').filter(Boolean)
     : [];
   if (retries.length > 0) {
-    process.stdout.write(`\n# WARNING: ${retries.length} guest boot(s) died before userspace and were retried once:\n`);
+    process.stdout.write(`\n# WARNING: ${retries.length} guest run(s) lost to the nested-SVM flake (early-boot death or a triple fault with no oops) were retried once:\n`);
     for (const r of retries) process.stdout.write(`#   ${r}\n`);
   }
   for (const log of keeperLogs.filter((l) => fs.existsSync(l))) {

@@ -6,7 +6,7 @@
 // and the start-up splits at the agent's boot markers.
 import t from 'tap';
 import * as path from 'node:path';
-import { emulatedHost, testKernel } from '../support/emulated-host';
+import { emulatedHost, recordRetry, testKernel } from '../support/emulated-host';
 
 t.setTimeout(40 * 60_000);
 
@@ -16,7 +16,7 @@ t.test('zones inside the emulated host, in-process', async (t) => {
   const host = await emulatedHost(t);
   if (!host) return;
   await testKernel('zone');
-  const scenario = async (name: string, args: Record<string, unknown> = {}) => {
+  const runScenario = async (name: string, args: Record<string, unknown>) => {
     const r = await host.run([process.execPath, '--expose-gc', fixture, JSON.stringify({ scenario: name, ...args })], {
       env: { BULKHEAD_RUNTIME_DIR: `/run/bulkhead-test-${name}` },
       timeoutMs: 30 * 60_000,
@@ -28,7 +28,19 @@ t.test('zones inside the emulated host, in-process', async (t) => {
     } catch {
       throw new Error(`${name}: no JSON from the fixture (exit ${r.exitCode}): ${r.stdout.slice(-1000)} ${r.stderr.slice(-3000)}`);
     }
-    if (!out.ok) throw new Error(`${name}: ${out.error?.stack ?? out.error?.message}\n${r.stderr.slice(-2000)}`);
+    return { out, stderr: r.stderr };
+  };
+  // A zone the emulated CPU lost (a triple fault with no oops or panic: the nested-SVM flake of
+  // test/e2e/fixtures/early-boot-death.ts, seen in CI at one zone create of a 20-cycle run) fails the
+  // scenario once, as a counted warning; a second one, or any other failure, fails the test.
+  const lostByTcg = (message = '') => /crash: triple-fault/.test(message) && !/Oops|BUG:|Kernel panic/.test(message);
+  const scenario = async (name: string, args: Record<string, unknown> = {}) => {
+    let { out, stderr } = await runScenario(name, args);
+    if (!out.ok && lostByTcg(out.error?.message)) {
+      recordRetry(t, `${name}: a zone triple-faulted with no oops (nested SVM under TCG): ${out.error?.message.split('\n')[0]}; retried once`);
+      ({ out, stderr } = await runScenario(name, args));
+    }
+    if (!out.ok) throw new Error(`${name}: ${out.error?.stack ?? out.error?.message}\n${stderr.slice(-2000)}`);
     return out.result;
   };
 
