@@ -9,6 +9,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { parseArgs as parseFlags } from 'node:util';
 import { BulkheadError } from '../../errors';
 import { ensureXenTree, startXenHost } from '../../host/xen';
 import { findKernel } from '../../kernel';
@@ -31,31 +32,38 @@ export interface XenBenchOptions {
 const log = (m: string): void => void process.stderr.write(`[bench:xen ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 const MARKER = 'bulkhead-bench-marker';
 
+/** The flags, through node's util.parseArgs (an unknown flag is refused); every value checked. */
 export function parseArgs(argv: readonly string[]): XenBenchOptions {
-  const o: XenBenchOptions = { runs: 5, warmups: 1, out: defaultOutDir('bench-xen'), json: false, kernels: ['generic', 'xen'] };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new BulkheadError('INVALID_CONFIG', `${a} needs a value`);
-      return v;
-    };
-    const int = (min: number): number => {
-      const v = Number(value());
-      if (!Number.isInteger(v) || v < min) throw new BulkheadError('INVALID_CONFIG', `invalid ${a}: allowed an integer >= ${min}`);
-      return v;
-    };
-    if (a === '--runs') o.runs = int(1);
-    else if (a === '--warmups') o.warmups = int(0);
-    else if (a === '--out') o.out = path.resolve(value());
-    else if (a === '--json') o.json = true;
-    else if (a === '--kernels') {
-      const ks = value().split(',');
-      if (ks.length === 0 || ks.some((k) => k !== 'generic' && k !== 'xen')) throw new BulkheadError('INVALID_CONFIG', `invalid --kernels: allowed generic, xen (comma-separated)`);
-      o.kernels = ks as XenBenchOptions['kernels'];
-    } else throw new BulkheadError('INVALID_CONFIG', `unknown argument: ${a}`);
+  let v: { runs?: string; warmups?: string; out?: string; json?: boolean; kernels?: string };
+  try {
+    ({ values: v } = parseFlags({
+      args: [...argv],
+      options: { runs: { type: 'string' }, warmups: { type: 'string' }, out: { type: 'string' }, json: { type: 'boolean' }, kernels: { type: 'string' } },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    throw new BulkheadError('INVALID_CONFIG', `${(err as Error).message}; allowed: --runs N, --warmups N, --out DIR, --json, --kernels generic,xen`);
   }
-  return o;
+  const int = (flag: string, s: string | undefined, min: number, fallback: number): number => {
+    if (s === undefined) return fallback;
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < min) throw new BulkheadError('INVALID_CONFIG', `invalid ${flag}: allowed an integer >= ${min}`);
+    return n;
+  };
+  let kernels: XenBenchOptions['kernels'] = ['generic', 'xen'];
+  if (v.kernels !== undefined) {
+    const ks = v.kernels.split(',');
+    if (ks.some((k) => k !== 'generic' && k !== 'xen')) throw new BulkheadError('INVALID_CONFIG', 'invalid --kernels: allowed generic, xen (comma-separated)');
+    kernels = ks as XenBenchOptions['kernels'];
+  }
+  return {
+    runs: int('--runs', v.runs, 1, 5),
+    warmups: int('--warmups', v.warmups, 0, 1),
+    out: v.out !== undefined ? path.resolve(v.out) : defaultOutDir('bench-xen'),
+    json: v.json === true,
+    kernels,
+  };
 }
 
 function writeInitramfs(file: string): void {
