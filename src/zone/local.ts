@@ -178,6 +178,9 @@ export class LocalZone extends Zone {
         throw new ZoneStartError('boot', `the zone's VM ended during boot: ${end.kind}: ${end.detail}`, end.consoleTail ?? this.log.consoleTail());
       }),
     ]).catch((err: unknown) => {
+      // The VM ending on its own (a crash, a panic) is a start failure with the console's last
+      // lines; only a stop asked for (destroy, abort, timeout) is "the zone is gone".
+      if (err instanceof ZoneStartError && this.stopReason === undefined) throw err;
       if (aborted()) throw this.goneError('create the zone');
       throw err instanceof ZoneStartError ? err : new ZoneStartError('agent', `the zone's agent did not answer: ${(err as Error).message}`, this.log.consoleTail(), { cause: err });
     });

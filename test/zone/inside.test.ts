@@ -22,7 +22,7 @@ t.test('zones inside the emulated host, in-process', async (t) => {
       timeoutMs: 30 * 60_000,
     });
     const line = r.stdout.trim().split('\n').pop() ?? '';
-    let out: { ok: boolean; result?: any; error?: { message: string; stack: string } };
+    let out: { ok: boolean; result?: any; error?: { message: string; stack: string; consoleTail?: string } };
     try {
       out = JSON.parse(line);
     } catch {
@@ -33,14 +33,16 @@ t.test('zones inside the emulated host, in-process', async (t) => {
   // A zone the emulated CPU lost (a triple fault with no oops or panic: the nested-SVM flake of
   // test/e2e/fixtures/early-boot-death.ts, seen in CI at one zone create of a 20-cycle run) fails the
   // scenario once, as a counted warning; a second one, or any other failure, fails the test.
-  const lostByTcg = (message = '') => /crash: triple-fault/.test(message) && !/Oops|BUG:|Kernel panic/.test(message);
+  const lostByTcg = (e: { message: string; consoleTail?: string } | undefined) =>
+    /crash: triple-fault/.test(e?.message ?? '') && !/Oops|BUG:|Kernel panic/.test(`${e?.message}\n${e?.consoleTail ?? ''}`);
   const scenario = async (name: string, args: Record<string, unknown> = {}) => {
     let { out, stderr } = await runScenario(name, args);
-    if (!out.ok && lostByTcg(out.error?.message)) {
-      recordRetry(t, `${name}: a zone triple-faulted with no oops (nested SVM under TCG): ${out.error?.message.split('\n')[0]}; retried once`);
+    if (!out.ok && lostByTcg(out.error)) {
+      const lastLine = out.error?.consoleTail?.trim().split('\n').pop() ?? 'no console output';
+      recordRetry(t, `${name}: a zone triple-faulted with no oops (nested SVM under TCG): ${out.error?.message.split('\n')[0]} (console's last line: ${lastLine}); retried once`);
       ({ out, stderr } = await runScenario(name, args));
     }
-    if (!out.ok) throw new Error(`${name}: ${out.error?.stack ?? out.error?.message}\n${stderr.slice(-2000)}`);
+    if (!out.ok) throw new Error(`${name}: ${out.error?.stack ?? out.error?.message}\n${out.error?.consoleTail ? `the console's last lines:\n${out.error.consoleTail}\n` : ''}${stderr.slice(-2000)}`);
     return out.result;
   };
 
