@@ -150,7 +150,7 @@ export class EmulatedHost implements HostSession {
         onLog: (message) => this.keepConsole(`[agent] ${message}\n`),
         describeLoss: () =>
           this.state === 'running'
-            ? new EmulatedHostError('exited', `the emulated host exited unexpectedly\n${this.consoleLog.text.slice(-2000)}`)
+            ? new EmulatedHostError('exited', this.unexpectedExitMessage())
             : new EmulatedHostError('exited', 'the emulated host was stopped'),
         // A lost channel makes the host useless: end it now rather than when QEMU's exit is noticed.
         onLost: () => {
@@ -161,7 +161,7 @@ export class EmulatedHost implements HostSession {
     );
     void exitPromise.then(() => {
       if (this.state === 'running') {
-        this.channel.fail(new EmulatedHostError('exited', `the emulated host exited unexpectedly\n${this.consoleLog.text.slice(-2000)}`));
+        this.channel.fail(new EmulatedHostError('exited', this.unexpectedExitMessage()));
       }
       this.finish();
     });
@@ -309,6 +309,13 @@ export class EmulatedHost implements HostSession {
     } finally {
       opts.signal?.removeEventListener('abort', onAbort);
     }
+  }
+
+  /** How QEMU ended (a signal tells a kill or a crash of QEMU from a guest power-off), then the console's tail. */
+  private unexpectedExitMessage(): string {
+    const { exitCode, signalCode } = this.qemu;
+    const how = signalCode ? `QEMU was ended by ${signalCode}` : exitCode !== null ? `QEMU exited with code ${exitCode}` : 'its control channel closed while QEMU still ran';
+    return `the emulated host exited unexpectedly (${how})\n${this.consoleLog.text.slice(-2000)}`;
   }
 
   /** The serial console so far (last 64 KiB): kernel messages and the init's progress. */
