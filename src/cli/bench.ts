@@ -3,6 +3,7 @@
  * Progress goes to stderr; with --json the results also go to stdout. SIGINT/SIGTERM abort the run,
  * undo every runner's setup (containers, private dockerd, bundles, temp dirs), then exit 130/143.
  */
+import { setMaxListeners } from 'node:events';
 import { InvalidConfigError } from '../errors';
 import { DEFAULT_RUNS, runBenchmark } from '../bench/method/run';
 import { writeReport } from '../bench/report';
@@ -95,6 +96,9 @@ export const command = defineCommand({ ...benchCommand, run: async ({ values }) 
 
 async function runBench(args: Args): Promise<number> {
   const controller = new AbortController();
+  // Every sandbox of a density round (up to 16 zones or containers at once) listens on this one
+  // signal: more than Node's default of 10 listeners is expected here, not a leak.
+  setMaxListeners(256, controller.signal);
   let stoppedBy: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stoppedBy) return; // already stopping; cleanup is under way

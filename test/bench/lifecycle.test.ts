@@ -9,6 +9,7 @@ import { detectVirtualization, readCpuInfo } from '../../src/bench/host-facts';
 import { evaluateGoals } from '../../src/bench/lifecycle/goals';
 import { writeLifecycleReport } from '../../src/bench/lifecycle/report';
 import { runLifecycle } from '../../src/bench/lifecycle/run';
+import { pipeInsideRate } from '../../src/bench/lifecycle/sandbox';
 import { processesMentioning } from '../../src/util/process';
 import { emulatedHostMissing, testKernel } from '../support/emulated-host';
 
@@ -30,6 +31,26 @@ t.test('goal rows: all seven, even with nothing measured', async (t) => {
   t.match(exec.by, /under/);
   const idle = met.find((r) => r.goal === 'Memory per idle zone')!;
   t.equal(idle.met, true, '10 MiB <= 9 + 3 MiB');
+});
+
+t.test('a missed stream goal is set next to the pipe inside each sandbox', async (t) => {
+  const fig = (id: string, zone: number, docker: number) => ({
+    id, title: id, unit: 'MiB/s', better: 'higher' as const,
+    bySandbox: { zone: { median: zone, min: zone, max: zone, n: 1, samples: [zone] }, docker: { median: docker, min: docker, max: docker, n: 1, samples: [docker] } },
+  });
+  const rows = evaluateGoals([fig('stream_cat', 3, 6), fig('pipe_inside', 6, 24)], undefined);
+  const stream = rows.find((r) => r.goal === 'Stream throughput')!;
+  t.equal(stream.met, false, '3 MiB/s against 6 misses ≥ 1.0×');
+  t.match(stream.note, /zone 6\.00 MiB\/s, docker 24\.00 MiB\/s \(4\.00× the zone\); the zone's stream reaches 50 % of its own pipe/);
+  const met = evaluateGoals([fig('stream_cat', 6, 6), fig('pipe_inside', 6, 24)], undefined).find((r) => r.goal === 'Stream throughput')!;
+  t.equal(met.note, undefined, 'a met goal has no note');
+});
+
+t.test("busybox time's report is parsed, anything else is a clear error", async (t) => {
+  t.equal(pipeInsideRate(8 * 1024 * 1024, 'real\t0m 2.00s\nuser\t0m 1.00s\nsys\t0m 0.50s\n', 'the zone'), 4);
+  t.equal(pipeInsideRate(60 * 1024 * 1024, 'real\t1m 0.00s\n', 'the zone'), 1);
+  t.throws(() => pipeInsideRate(1024, 'real\t0m 0.00s\n', 'the zone'), { code: 'BENCH_FAILED', message: /no usable time/ });
+  t.throws(() => pipeInsideRate(1024, 'sh: time: not found', 'the container'), { code: 'BENCH_FAILED', message: /inside the container/ });
 });
 
 t.test('bad settings are typed errors, before anything starts', async (t) => {
@@ -67,6 +88,9 @@ t.test('a small real lifecycle run writes all three outputs, every goal row pres
   const start = results.figures.find((f) => f.id === 'start_echo');
   t.ok(start?.bySandbox.zone && start.bySandbox.zone.median > 0, 'the zone has a start-up figure');
   t.ok(results.figures.find((f) => f.id === 'density_2_time')?.bySandbox.zone, 'the zone has a density-2 figure');
+  const pipe = results.figures.find((f) => f.id === 'pipe_inside');
+  t.ok(pipe?.bySandbox.zone && pipe.bySandbox.zone.median > 0, 'the pipe inside is measured in the zone');
+  if (results.sandboxes.find((s) => s.kind === 'docker')?.status === 'ok') t.ok(pipe?.bySandbox.docker && pipe.bySandbox.docker.median > 0, 'and in docker');
   t.ok(Object.keys(results.startSplit).length >= 2, `the zone's start is split: ${JSON.stringify(results.startSplit)}`);
 
   const out = path.join(tmp, 'out');

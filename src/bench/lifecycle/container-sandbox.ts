@@ -1,6 +1,6 @@
 /**
  * Docker and runc for the lifecycle figures. Both run a FROM-scratch image of the host's static
- * busybox (sh, echo, cat, true, sleep), so they execute the same binaries as the zone's busybox image.
+ * busybox (sh, echo, cat, true, sleep, head, time), so they execute the same binaries as the zone's busybox image.
  * Docker: `docker run --rm` for start-up, one long-lived `docker run -d` container for `docker exec`
  * and `docker exec -i cat`; its memory is the container cgroup's memory.current (or v1 usage) plus its
  * shim's RSS. runc: `runc run` of a bundle for start-up only. Docker uses a reachable daemon, or a
@@ -15,10 +15,10 @@ import { containerCgroupsUnavailableReason } from '../runners/cgroups';
 import { PrivateDockerd } from '../runners/dockerd';
 import { ociConfig } from '../runners/oci-bundle';
 import type { Availability } from '../runners/runner';
-import { drain, feed, firstChunk, MIB, type LifecycleSandbox, type SandboxContext, type StartSample } from './sandbox';
+import { drain, feed, firstChunk, MIB, pipeInsideCommand, pipeInsideRate, type LifecycleSandbox, type SandboxContext, type StartSample } from './sandbox';
 
 const BUSYBOX = '/bin/busybox';
-const APPLETS = ['sh', 'echo', 'cat', 'true', 'sleep'];
+const APPLETS = ['sh', 'echo', 'cat', 'true', 'sleep', 'head', 'time'];
 let counter = 0;
 
 /** A rootfs directory holding only the static busybox and its applet links. */
@@ -123,6 +123,12 @@ export class DockerSandbox implements LifecycleSandbox {
     const ms = performance.now() - t0;
     if (code !== 0 || got !== bytes) throw new BulkheadError('BENCH_FAILED', `docker exec -i cat exited with ${code} after ${got} of ${bytes} bytes`);
     return bytes / MIB / (ms / 1000);
+  }
+
+  async pipeInside(bytes: number): Promise<number> {
+    const r = await runCommand('docker', ['exec', this.longOrThrow(), 'sh', '-c', pipeInsideCommand(bytes)], { env: this.env, timeoutMs: 30 * 60_000 });
+    if (r.code !== 0) throw new BulkheadError('BENCH_FAILED', `the pipe in the container exited with ${r.code}: ${r.stdout.slice(0, 200)}${r.stderr.trim()}`);
+    return pipeInsideRate(bytes, r.stdout, 'the container');
   }
 
   async idleMemory(): Promise<{ mib: number }> {

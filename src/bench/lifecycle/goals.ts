@@ -51,6 +51,19 @@ export function evaluateGoals(
   ];
   const start = rows[3]!;
   if (start.met === false && split) rows[3] = { ...start, note: `where a zone's start goes (medians): ${split}` };
+  // A missed stream goal next to its floor: the same bytes through a pipe inside each sandbox, with no
+  // host I/O at all, tells the transport's cost from the sandbox's own CPU (a guest under nested paging).
+  const stream = rows[5]!;
+  const pipeZone = median(fig('pipe_inside'), 'zone');
+  const pipeDocker = median(fig('pipe_inside'), 'docker');
+  if (stream.met === false && pipeZone !== undefined && pipeDocker !== undefined) {
+    const zoneStream = median(fig('stream_cat'), 'zone');
+    const share = zoneStream !== undefined ? `; the zone's stream reaches ${((zoneStream / pipeZone) * 100).toFixed(0)} % of its own pipe` : '';
+    rows[5] = {
+      ...stream,
+      note: `inside alone (a pipe, no host I/O): zone ${pipeZone.toFixed(2)} MiB/s, docker ${pipeDocker.toFixed(2)} MiB/s (${(pipeDocker / pipeZone).toFixed(2)}× the zone)${share}`,
+    };
+  }
   if (zoneIdle) {
     const limit = zoneIdle.guestTouchedMiB + 3;
     const met = zoneIdle.hostRssMiB <= limit;

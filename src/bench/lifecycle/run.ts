@@ -14,7 +14,7 @@ import { summarize } from '../method/stats';
 import { interleavedSchedule, newSeed } from '../method/schedule';
 import { OWNER_FILE, ownerRecord, sweepStaleRuns, WORK_ROOT_PREFIX } from '../stale';
 import { DockerSandbox, RuncSandbox } from './container-sandbox';
-import { densityMemory, densityTime, EXEC_TRUE, figureDefs, IDLE_MEMORY, START_ECHO, STREAM_CAT } from './figures';
+import { densityMemory, densityTime, EXEC_TRUE, figureDefs, IDLE_MEMORY, PIPE_INSIDE, START_ECHO, STREAM_CAT } from './figures';
 import { evaluateGoals } from './goals';
 import { runLifecycleInEmulatedHost } from './nested';
 import type { LifecycleSandbox } from './sandbox';
@@ -132,6 +132,7 @@ export async function runLifecycle(options: LifecycleOptions = {}): Promise<Life
         }
         if (s.execTrue) for (let i = 0; i < EXEC_SAMPLES; i++) keep(EXEC_TRUE.id, await s.execTrue());
         if (s.streamCat) keep(STREAM_CAT.id, await s.streamCat(settings.streamBytes));
+        if (s.pipeInside) keep(PIPE_INSIDE.id, await s.pipeInside(settings.streamBytes));
         if (s.idleMemory) {
           const m = await s.idleMemory();
           keep(IDLE_MEMORY.id, m.mib);

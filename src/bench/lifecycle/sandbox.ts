@@ -3,6 +3,7 @@
  * create → first output (the issue's second start-up baseline). Each call measures once; the run
  * (./run.ts) interleaves the calls round by round.
  */
+import { BulkheadError } from '../../errors';
 import type { Availability } from '../runners/runner';
 import type { SandboxKind } from './types';
 
@@ -29,6 +30,8 @@ export interface LifecycleSandbox {
   execTrue?(): Promise<number>;
   /** `bytes` through `cat` in the long-lived sandbox, in and out at once: MiB/s. */
   streamCat?(bytes: number): Promise<number>;
+  /** `bytes` from /dev/zero through a pipe into `cat` inside the long-lived sandbox, timed in there: MiB/s. */
+  pipeInside?(bytes: number): Promise<number>;
   /** The long-lived, idle sandbox's memory in MiB (and, for zones, the guest memory it touched). */
   idleMemory?(): Promise<{ mib: number; guestTouchedMiB?: number }>;
   /** `n` sandboxes started at once, until each has answered an `echo`; then the memory they hold. */
@@ -58,6 +61,22 @@ export async function feed(sink: NodeJS.WritableStream, bytes: number): Promise<
     if (!sink.write(piece)) await new Promise((resolve) => sink.once('drain', resolve));
   }
   sink.end();
+}
+
+/**
+ * The shell command for pipeInside(), run with `sh -c`: busybox's `time` (the same binary in the zone's
+ * image and in the containers' root) prints "real\t0m 1.23s" on stderr, sent to stdout here.
+ */
+export function pipeInsideCommand(bytes: number): string {
+  return `time sh -c 'head -c ${bytes} /dev/zero | cat > /dev/null' 2>&1`;
+}
+
+/** MiB/s from pipeInsideCommand()'s output; a clear error when it is not busybox's `time` report. */
+export function pipeInsideRate(bytes: number, output: string, where: string): number {
+  const m = /^real\s+(\d+)m\s*([\d.]+)s$/m.exec(output);
+  const seconds = m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+  if (!(seconds > 0)) throw new BulkheadError('BENCH_FAILED', `the pipe inside ${where} gave no usable time (${JSON.stringify(output.slice(0, 200))}); use more bytes if it took under 10 ms`);
+  return bytes / MIB / seconds;
 }
 
 /** Counts bytes until the stream ends. */

@@ -12,7 +12,7 @@
 import { BulkheadError } from '../../errors';
 import type { Zone } from '../../zone';
 import type { Availability } from '../runners/runner';
-import { drain, feed, firstChunk, MIB, type LifecycleSandbox, type SandboxContext, type StartSample } from './sandbox';
+import { drain, feed, firstChunk, MIB, pipeInsideCommand, pipeInsideRate, type LifecycleSandbox, type SandboxContext, type StartSample } from './sandbox';
 
 /** Small but roomy: busybox, the agent and a 256 MiB stream's buffers fit. */
 export const LIFECYCLE_ZONE_MEMORY_MIB = 128;
@@ -79,6 +79,12 @@ export class ZoneSandbox implements LifecycleSandbox {
     const ms = performance.now() - t0;
     if (got !== bytes) throw new BulkheadError('BENCH_FAILED', `cat in the zone returned ${got} of ${bytes} bytes`);
     return bytes / MIB / (ms / 1000);
+  }
+
+  async pipeInside(bytes: number): Promise<number> {
+    const r = await this.zoneOrThrow().exec(['sh', '-c', pipeInsideCommand(bytes)], { timeoutMs: 30 * 60_000 });
+    if (r.exitCode !== 0) throw new BulkheadError('BENCH_FAILED', `the pipe in the zone exited with ${r.exitCode ?? r.signal}: ${r.stdout.slice(0, 200)}`);
+    return pipeInsideRate(bytes, r.stdout, 'the zone');
   }
 
   async idleMemory(): Promise<{ mib: number; guestTouchedMiB?: number }> {
