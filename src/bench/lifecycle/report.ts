@@ -47,6 +47,12 @@ export function renderLifecycleMarkdown(r: LifecycleResults): string {
   for (const s of r.sandboxes) out.push(`| ${s.kind} | ${s.status} | ${cell(s.reason ?? '')} |`);
   out.push('');
   if (notOk.length > 0) out.push(`Figures of ${notOk.map((s) => s.kind).join(', ')} are missing: see the reasons above.`, '');
+  const retried = r.retried ?? []; // absent from results.json files written before retries existed
+  if (retried.length > 0) {
+    out.push(`Rounds lost and run once more (their samples dropped, the sandbox recovered first): ${retried.length}.`, '');
+    for (const x of retried) out.push(`- ${x.kind}, ${x.round < r.settings.warmups ? 'the warm-up' : `round ${x.round - r.settings.warmups + 1}/${r.settings.rounds}`}: ${cell(x.reason)}`);
+    out.push('');
+  }
   out.push('## Method', '');
   out.push(`- ${r.settings.warmups} uncounted warm-up round(s), then ${r.settings.rounds} counted round(s); in each, every sandbox kind is measured once for every figure, in an order shuffled with seed ${r.settings.seed}.`);
   out.push(`- create → first output: a zone from Zone.create() (busybox image, ${r.settings.zoneMemoryMiB} MiB) to the first byte of \`echo hi\`; \`docker run --rm\` and \`runc run\` of a FROM-scratch image of the same static busybox.`);

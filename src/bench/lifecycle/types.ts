@@ -64,6 +64,8 @@ export interface LifecycleResults {
   readonly figures: readonly LifecycleFigure[];
   /** Per round, the order the sandboxes were measured in (shuffled from the seed). */
   readonly executed: readonly { round: number; kind: SandboxKind }[];
+  /** Rounds a sandbox lost and ran again (once each; their samples were dropped): when, and why. */
+  readonly retried: readonly { round: number; kind: SandboxKind; reason: string }[];
   /** Where a zone's create -> first output goes, median ms per phase. */
   readonly startSplit: Record<string, number>;
   /** Zone idle memory next to the guest memory it touched (MiB, medians). */

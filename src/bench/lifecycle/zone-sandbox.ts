@@ -116,6 +116,16 @@ export class ZoneSandbox implements LifecycleSandbox {
     }
   }
 
+  /** A long-lived zone that died (nested SVM under TCG loses one now and then) is replaced by a fresh one. */
+  async recover(): Promise<void> {
+    const old = this.sandbox;
+    if (old && old.state === 'running') return;
+    if (old) await this.remove(old);
+    this.rssBefore = process.memoryUsage.rss();
+    this.sandbox = await this.create();
+    this.context?.log(`zone: sandbox zone replaced by ${this.sandbox.name}`);
+  }
+
   async cleanup(): Promise<void> {
     const zones = [...this.extra]; // the sandbox zone is among them
     this.sandbox = undefined;

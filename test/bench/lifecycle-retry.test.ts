@@ -1,0 +1,63 @@
+// The lifecycle run's harness: a round a sandbox loses (under TCG a zone now and then dies of the
+// nested-SVM flake) runs once more after the sandbox's recover(), with the lost samples dropped and the
+// retry recorded in results and report; a second loss, or a loss by a sandbox that cannot recover,
+// fails that sandbox for the run. Sandboxes here are plain objects that count and throw on cue:
+// the harness's bookkeeping is what is tested (real zones: lifecycle.test.ts).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import t from 'tap';
+import { writeLifecycleReport } from '../../src/bench/lifecycle/report';
+import { runLifecycle } from '../../src/bench/lifecycle/run';
+import type { LifecycleSandbox } from '../../src/bench/lifecycle/sandbox';
+import type { SandboxKind } from '../../src/bench/lifecycle/types';
+
+/** A sandbox whose exec takes `ms` and throws on the listed calls (1-based). */
+function flaky(kind: SandboxKind, failOnCalls: number[], canRecover = true) {
+  const state = { calls: 0, recovered: 0 };
+  const s: LifecycleSandbox = {
+    kind,
+    probe: async () => ({ available: true }),
+    prepare: async () => undefined,
+    execTrue: async () => {
+      state.calls++;
+      if (failOnCalls.includes(state.calls)) throw new Error(`lost at call ${state.calls}`);
+      return 10;
+    },
+    cleanup: async () => undefined,
+    ...(canRecover ? { recover: async () => void state.recovered++ } : {}),
+  };
+  return { s, state };
+}
+
+t.test('a lost round runs once more after recover(); its samples are dropped and the retry recorded', async (t) => {
+  const zone = flaky('zone', [7]); // round 2 (after 5 samples in round 1), its second exec
+  const docker = flaky('docker', []);
+  const r = await runLifecycle({ rounds: 3, warmups: 0, densities: [1], seed: 1, sandboxes: [zone.s, docker.s] });
+  t.equal(r.sandboxes.find((x) => x.kind === 'zone')?.status, 'ok', 'the zone stays in the run');
+  t.equal(zone.state.recovered, 1, 'recover() ran once, before the second attempt');
+  const exec = r.figures.find((f) => f.id === 'exec_true')!;
+  t.equal(exec.bySandbox.zone?.n, 15, '3 rounds of 5 samples: the lost attempt left none behind');
+  t.same(r.retried.map((x) => [x.kind, x.round]), [['zone', 1]]);
+  t.match(r.retried[0]!.reason, /lost at call 7/);
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'bh-lifecycle-retry-'));
+  t.teardown(() => fs.rmSync(out, { recursive: true, force: true }));
+  const md = fs.readFileSync(writeLifecycleReport(r, out).reportMd, 'utf8');
+  t.match(md, /Rounds lost and run once more .*: 1\./);
+  t.match(md, /- zone, round 2\/3: lost at call 7/);
+});
+
+t.test('lost twice, or lost by a sandbox that cannot recover: that sandbox fails, the others go on', async (t) => {
+  const twice = flaky('zone', [2, 3]);
+  const once = flaky('docker', [1], false);
+  const runc = flaky('runc', []);
+  const r = await runLifecycle({ rounds: 2, warmups: 0, densities: [1], seed: 2, sandboxes: [twice.s, once.s, runc.s] });
+  const status = (k: SandboxKind) => r.sandboxes.find((x) => x.kind === k);
+  t.equal(status('zone')?.status, 'failed');
+  t.match(status('zone')?.reason, /failed twice: lost at call 3/);
+  t.equal(status('docker')?.status, 'failed');
+  t.match(status('docker')?.reason, /round 1\/2 failed: lost at call 1/);
+  t.equal(status('runc')?.status, 'ok');
+  t.equal(r.figures.find((f) => f.id === 'exec_true')?.bySandbox.runc?.n, 10);
+  t.equal(r.figures.find((f) => f.id === 'exec_true')?.bySandbox.zone, undefined, 'a failed sandbox has no figures');
+});
