@@ -4,6 +4,7 @@
 //   linux                           Linux boot and legacy devices (linux_wrap.cc)
 //   Machine, machineConstants       the machine builder: a zone VM with its devices (machine_wrap.cc)
 //   xenLibraries, xenHostInfo       Xen's libraries (dlopen) and the host through libxenctrl (xen_wrap.cc)
+//   xenBuildPvDomain[Async]         our PV domain build, sync or on the thread pool (xen_build.cc)
 //   constants                       the core's enums, so TypeScript does not restate them by hand
 #include <napi.h>
 
@@ -40,6 +41,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
     InitLinux(env, exports);
     InitMachine(env, exports);
     InitXen(env, exports);
+    InitXenBuild(env, exports);
     InitXenHandles(env, exports);
     exports.Set("constants", Constants(env));
     return exports;

@@ -156,45 +156,28 @@ static Napi::Value XenDomainOp(const Napi::CallbackInfo &info) {
     return out;
 }
 
-// xenBuildPvDomain({ kernel, initrd?, cmdline?, memoryMiB, vcpus }) -> { ok: true, domid, consolePort,
-//   xenstorePort, consoleMfn, xenstoreMfn, consoleGref, xenstoreGref } | { ok: false, errno, message, stage }
-// The domain is left paused; on failure none is left (domain_build.c).
-static Napi::Value XenBuildPvDomain(const Napi::CallbackInfo &info) {
+// xenDomainSetMaxMem(domid, kib) -> { ok: true } | { ok: false, errno, message }   (ESRCH: no such domain)
+static Napi::Value XenDomainSetMaxMem(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
-    if (info.Length() < 1 || !info[0].IsObject()) {
-        Napi::TypeError::New(env, "expected ({ kernel, initrd?, cmdline?, memoryMiB, vcpus })").ThrowAsJavaScriptException();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+        Napi::TypeError::New(env, "expected (domid, kib)").ThrowAsJavaScriptException();
         return env.Undefined();
     }
-    Napi::Object o = info[0].As<Napi::Object>();
-    if (!o.Get("kernel").IsString() || !o.Get("memoryMiB").IsNumber() || !o.Get("vcpus").IsNumber()) {
-        Napi::TypeError::New(env, "kernel (string), memoryMiB and vcpus (numbers) are required").ThrowAsJavaScriptException();
+    double kib = info[1].As<Napi::Number>().DoubleValue();
+    if (!(kib >= 0 && kib <= 9007199254740991.0)) {  // a safe integer: the TS layer checks the range
+        Napi::RangeError::New(env, "kib must be a non-negative safe integer").ThrowAsJavaScriptException();
         return env.Undefined();
     }
-    std::string kernel = o.Get("kernel").As<Napi::String>().Utf8Value();
-    bool has_initrd = o.Get("initrd").IsString(), has_cmdline = o.Get("cmdline").IsString();
-    std::string initrd = has_initrd ? o.Get("initrd").As<Napi::String>().Utf8Value() : "";
-    std::string cmdline = has_cmdline ? o.Get("cmdline").As<Napi::String>().Utf8Value() : "";
-    bh_xen_pv_config cfg = {kernel.c_str(), has_initrd ? initrd.c_str() : nullptr, has_cmdline ? cmdline.c_str() : nullptr,
-                            o.Get("memoryMiB").As<Napi::Number>().Uint32Value(), o.Get("vcpus").As<Napi::Number>().Uint32Value()};
-    bh_xen_pv_result r;
-    bh_xen_build_stage stage = BH_XEN_BUILD_OK;
+    uint32_t domid = info[0].As<Napi::Number>().Uint32Value();
     char err[BH_XEN_ERR_LEN] = "";
-    int rc = bh_xen_build_pv(&cfg, &r, &stage, err);
-    static const char *const stages[] = {"ok", "open", "create", "vcpus", "memory", "evtchn", "kernel", "initrd", "image"};
-    if (rc < 0) {
-        Napi::Object f = Failure(env, rc, err);
-        f.Set("stage", (unsigned)stage < sizeof stages / sizeof stages[0] ? stages[stage] : "image");
-        return f;
-    }
+    bh_xen_host *host = nullptr;
+    int rc = bh_xen_host_open(&host, err);
+    if (rc < 0) return Failure(env, rc, err);
+    rc = bh_xen_host_domain_setmaxmem(host, domid, static_cast<uint64_t>(kib), err);
+    bh_xen_host_close(host);
+    if (rc < 0) return Failure(env, rc, err);
     Napi::Object out = Napi::Object::New(env);
     out.Set("ok", Napi::Boolean::New(env, true));
-    out.Set("domid", Napi::Number::New(env, r.domid));
-    out.Set("consolePort", Napi::Number::New(env, r.console_port));
-    out.Set("xenstorePort", Napi::Number::New(env, r.xenstore_port));
-    out.Set("consoleMfn", Napi::Number::New(env, static_cast<double>(r.console_mfn)));
-    out.Set("xenstoreMfn", Napi::Number::New(env, static_cast<double>(r.xenstore_mfn)));
-    out.Set("consoleGref", Napi::Number::New(env, r.console_gref));
-    out.Set("xenstoreGref", Napi::Number::New(env, r.xenstore_gref));
     return out;
 }
 
@@ -230,7 +213,7 @@ static Napi::Value XenReleaseDomain(const Napi::CallbackInfo &info) {
 
 void InitXen(Napi::Env env, Napi::Object exports) {
     exports.Set("xenDomain", Napi::Function::New(env, XenDomain, "xenDomain"));
-    exports.Set("xenBuildPvDomain", Napi::Function::New(env, XenBuildPvDomain, "xenBuildPvDomain"));
+    exports.Set("xenDomainSetMaxMem", Napi::Function::New(env, XenDomainSetMaxMem, "xenDomainSetMaxMem"));
     exports.Set("xenIntroduceDomain", Napi::Function::New(env, XenIntroduceDomain, "xenIntroduceDomain"));
     exports.Set("xenReleaseDomain", Napi::Function::New(env, XenReleaseDomain, "xenReleaseDomain"));
     exports.Set("xenDomainOp", Napi::Function::New(env, XenDomainOp, "xenDomainOp"));

@@ -40,6 +40,7 @@ typedef int (*xc_version_fn)(void *xch, int cmd, void *arg);
 typedef int (*xc_physinfo_fn)(void *xch, void *info);
 typedef int (*xc_getinfolist_fn)(void *xch, uint32_t first, unsigned max, void *info);
 typedef int (*xc_domain_fn)(void *xch, uint32_t domid);
+typedef int (*xc_setmaxmem_fn)(void *xch, uint32_t domid, uint64_t kib);
 
 struct bh_xen_host {
     void *xch;
@@ -48,6 +49,7 @@ struct bh_xen_host {
     xc_physinfo_fn physinfo;
     xc_getinfolist_fn getinfolist;
     xc_domain_fn pause, unpause, destroy;
+    xc_setmaxmem_fn setmaxmem;
 };
 
 static int fail(char *err, int e, const char *what) {
@@ -73,6 +75,7 @@ int bh_xen_host_open(bh_xen_host **out, char *err) {
     h->pause = (xc_domain_fn)bh_xen_sym(BH_XEN_LIB_CTRL, "xc_domain_pause");
     h->unpause = (xc_domain_fn)bh_xen_sym(BH_XEN_LIB_CTRL, "xc_domain_unpause");
     h->destroy = (xc_domain_fn)bh_xen_sym(BH_XEN_LIB_CTRL, "xc_domain_destroy");
+    h->setmaxmem = (xc_setmaxmem_fn)bh_xen_sym(BH_XEN_LIB_CTRL, "xc_domain_setmaxmem");
     errno = 0;
     h->xch = open_fn(NULL, NULL, 0);
     if (!h->xch) {
@@ -181,5 +184,13 @@ int bh_xen_host_domain_op(bh_xen_host *h, uint32_t domid, bh_xen_domain_op op, c
     if (fn(h->xch, domid) == 0) return 0;
     int e = errno ? errno : EIO;
     snprintf(err, BH_XEN_ERR_LEN, "%s(%u): %s", names[op], domid, strerror(e));
+    return -e;
+}
+
+int bh_xen_host_domain_setmaxmem(bh_xen_host *h, uint32_t domid, uint64_t kib, char *err) {
+    errno = 0;
+    if (h->setmaxmem(h->xch, domid, kib) == 0) return 0;
+    int e = errno ? errno : EIO;
+    snprintf(err, BH_XEN_ERR_LEN, "xc_domain_setmaxmem(%u, %llu KiB): %s", domid, (unsigned long long)kib, strerror(e));
     return -e;
 }

@@ -39,6 +39,9 @@ typedef enum { BH_XEN_DOMAIN_PAUSE, BH_XEN_DOMAIN_UNPAUSE, BH_XEN_DOMAIN_DESTROY
 
 /* Pauses, unpauses or destroys domain `domid`. 0 or -errno (-ESRCH: no such domain). */
 int bh_xen_host_domain_op(bh_xen_host *host, uint32_t domid, bh_xen_domain_op op, char *err);
+/* Xen's memory limit of `domid`, in KiB (xc_domain_setmaxmem). Xen takes a limit below what the
+ * domain holds: it then refuses the domain new pages until it gives some back. 0 or -errno. */
+int bh_xen_host_domain_setmaxmem(bh_xen_host *host, uint32_t domid, uint64_t kib, char *err);
 /* The one domain `domid`: 0, -ESRCH when it does not exist, or -errno. */
 int bh_xen_host_domain(bh_xen_host *host, uint32_t domid, bh_xen_dominfo *out, char *err);
 

@@ -14,7 +14,8 @@ import { requireXenLibraries } from './libraries';
 import { loadNativeXen, type NativeXenResult } from './native';
 import { XenStore } from './xenstore';
 
-function unwrap<T extends object>(r: NativeXenResult<T>, domid: number, what: string): T {
+/** @internal A native result, or its typed error (ESRCH: XenNoSuchDomainError). */
+export function unwrap<T extends object>(r: NativeXenResult<T>, domid: number, what: string): T {
   if (r.ok) return r;
   if (r.message.startsWith('xc_interface_open')) throw new XenUnavailableError([], `${what}: Xen's control interface cannot be opened (${r.message}): run this in dom0, as root`);
   if (r.errno === 3) throw new XenNoSuchDomainError(domid, what);

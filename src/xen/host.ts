@@ -19,7 +19,12 @@ export interface XenDomainInfo {
   hvm: boolean;
   memoryMiB: number;
   maxMemoryMiB: number;
+  /** The pages it holds and Xen's limit on them (xc_domain_setmaxmem), in KiB. */
+  memoryKiB: number;
+  maxMemoryKiB: number;
   onlineVcpus: number;
+  /** The vCPUs it was created with (max_vcpu_id + 1): the most that can be online. */
+  maxVcpus: number;
   cpuTimeNs: number;
   /** The domain's 16-byte handle as a UUID. */
   uuid: string;
@@ -80,7 +85,10 @@ export function domainInfo(d: NativeXenDomain): XenDomainInfo {
     hvm: (d.flags & 2) !== 0,
     memoryMiB: Math.floor((d.totPages * PAGE) / MIB),
     maxMemoryMiB: Math.floor((d.maxPages * PAGE) / MIB),
+    memoryKiB: d.totPages * (PAGE / 1024),
+    maxMemoryKiB: d.maxPages * (PAGE / 1024),
     onlineVcpus: d.onlineVcpus,
+    maxVcpus: d.maxVcpuId + 1,
     cpuTimeNs: d.cpuTimeNs,
     uuid: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`,
   };

@@ -49,6 +49,8 @@ export interface NativeXen {
   xenHostInfo(): NativeXenHostInfo;
   xenDomain(domid: number): NativeXenResult<{ domain: NativeXenDomain }>;
   xenDomainOp(op: 'pause' | 'unpause' | 'destroy', domid: number): NativeXenResult<object>;
+  /** xc_domain_setmaxmem: Xen's limit on the domain's memory, in KiB. */
+  xenDomainSetMaxMem(domid: number, kib: number): NativeXenResult<object>;
 }
 
 export function loadNativeXen(): NativeXen {
