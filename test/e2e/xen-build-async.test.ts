@@ -54,7 +54,8 @@ t.test('the async build keeps the event loop running, and its domain boots', asy
      d.console.on('data', (c) => { text += c.toString('latin1'); });
      const death = d.death();
      d.unpause();
-     const end = await Promise.race([death, new Promise((_, rej) => setTimeout(() => rej(new Error('no death in 240 s; console: ' + text.slice(-2000))), 240000))]);
+     // unref: a pending timer would keep this node (and the test) alive for the full 240 s.
+     const end = await Promise.race([death, new Promise((_, rej) => setTimeout(() => rej(new Error('no death in 240 s; console: ' + text.slice(-2000))), 240000).unref())]);
      await new Promise((r) => setTimeout(r, 200));
      d.destroy();
      return { sync, async: async_, returnedMs, text, reason: end.reason, left: !!xen.findDomain(d.domid) };`,

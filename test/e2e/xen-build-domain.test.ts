@@ -39,7 +39,8 @@ t.test('createPvDomain boots the xen zone kernel, its console is a stream, it po
      d.console.on('data', (c) => { text += c.toString('latin1'); if (firstLineMs < 0 && /bulkhead-own-build-up/.test(text)) firstLineMs = Date.now() - t0; });
      const death = d.death();
      d.unpause();
-     const end = await Promise.race([death, new Promise((_, rej) => setTimeout(() => rej(new Error('no death in 240 s; console: ' + text.slice(-2000))), 240000))]);
+     // unref: a pending timer would keep this node (and the test) alive for the full 240 s.
+     const end = await Promise.race([death, new Promise((_, rej) => setTimeout(() => rej(new Error('no death in 240 s; console: ' + text.slice(-2000))), 240000).unref())]);
      await new Promise((r) => setTimeout(r, 200));
      d.destroy();
      await new Promise((r) => setTimeout(r, 100));
