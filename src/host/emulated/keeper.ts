@@ -13,10 +13,12 @@
  *                 CONSOLE_LOG_LIMIT bytes
  *
  * It stops the host and exits when its owner process dies, when it has had no client for
- * `idleTimeoutMs`, when a client sends `shutdown`, or when the host itself ends.
+ * `idleTimeoutMs`, when a client sends `shutdown`, when the host itself ends, or when the host can
+ * no longer be trusted (health.ts: its kernel faulted, or it stopped answering). keeper.log's
+ * `keeper <pid>: stopping (why)` line says which; clients quote it when their channel is lost.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, openSync, closeSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, openSync, closeSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -27,6 +29,7 @@ import { isAlive } from '../../util/process';
 import type { HostProcess } from './channel';
 import { EmulatedHostError } from './errors';
 import { startXenHost, type XenHostOptions } from '../xen/host';
+import { KernelFaultWatch, startLivenessProbe, type LivenessProbeOptions } from './health';
 import { EmulatedHost, type EmulatedHostOptions } from './host';
 import { encodeMessage, LineDecoder, OUTPUT_WINDOW, PROTOCOL_VERSION, type AgentToHost, type HostToAgent } from './protocol';
 
@@ -47,6 +50,10 @@ export interface KeeperOptions {
   /** Stop after this long without any client (default: never). */
   idleTimeoutMs?: number;
   host?: Omit<EmulatedHostOptions, 'signal' | 'onConsole' | 'machine'>;
+  /** The liveness probe's settings (health.ts), or false for none. Default: `true` every 30 s, 2 misses of 60 s. */
+  livenessProbe?: Pick<LivenessProbeOptions, 'intervalMs' | 'timeoutMs' | 'misses'> | false;
+  /** How long a SIGKILLed command may take to end before the host counts as broken (default 60 s). */
+  unkillableMs?: number;
   /** Keep a Xen test host (src/host/xen) instead of the emulated KVM host. */
   xen?: Omit<XenHostOptions, 'signal' | 'onConsole' | 'log'>;
 }
@@ -55,6 +62,8 @@ export const KEEPER_INFO = 'keeper.json';
 export const KEEPER_SOCKET = 'keeper.sock';
 export const KEEPER_CONSOLE_LOG = 'console.log';
 export const CONSOLE_LOG_LIMIT = 32 * 1024 * 1024;
+/** After the first line of a kernel fault, how long the rest of the report gets to reach console.log. */
+const FAULT_REPORT_MS = 2000;
 
 /** Appends the host's console to console.log in `dir`, up to the limit (then one line says it stopped). */
 function consoleLogger(dir: string): { write: (text: string) => void; close: () => void } {
@@ -84,7 +93,15 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
   const socketPath = path.join(opts.dir, KEEPER_SOCKET);
   rmSync(socketPath, { force: true });
   const consoleLog = consoleLogger(opts.dir);
-  const onConsole = consoleLog.write;
+  // A fault of the host's kernel makes the host untrustworthy (health.ts): it is stopped a moment
+  // later, once the report's trace has reached console.log, so its clients fail now instead of hanging.
+  const faults = new KernelFaultWatch();
+  let onFault: (line: string) => void = () => undefined;
+  const onConsole = (text: string) => {
+    consoleLog.write(text);
+    const line = faults.push(text);
+    if (line !== undefined) onFault(line);
+  };
   let host: EmulatedHost;
   try {
     host = opts.xen ? await startXenHost({ ...opts.xen, onConsole }) : await EmulatedHost.start({ ...opts.host, onConsole });
@@ -98,7 +115,11 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
 
   const server = net.createServer((socket) => {
     clients.add(socket);
-    serveClient(host, socket, () => void stop('a client asked'));
+    serveClient(host, socket, {
+      unkillableMs: opts.unkillableMs ?? UNKILLABLE_MS,
+      onShutdown: () => void stop('a client asked'),
+      onUnkillable: (what) => void stop(`the emulated host is broken: ${what}`),
+    });
     socket.on('close', () => {
       clients.delete(socket);
       if (clients.size === 0) idleSince = Date.now();
@@ -114,8 +135,9 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
   const stop = async (why: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`keeper: stopping (${why})\n`);
+    process.stderr.write(`keeper ${process.pid}: stopping (${why})\n`);
     clearInterval(watch);
+    stopProbe();
     server.close();
     for (const c of clients) c.destroy();
     await host.stop();
@@ -124,6 +146,12 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
     rmSync(socketPath, { force: true });
     resolveDone();
   };
+  onFault = (line) => void sleep(FAULT_REPORT_MS).then(() => stop(`its kernel reported a fault: ${line}`));
+  if (faults.fault !== undefined) onFault(faults.fault); // during boot
+  const stopProbe =
+    opts.livenessProbe === false
+      ? () => undefined
+      : startLivenessProbe({ ...opts.livenessProbe, run: (argv, o) => host.run(argv, o), onUnresponsive: (why) => void stop(`the emulated host is unresponsive: ${why}`) });
   const watch = setInterval(() => {
     if (!host.running) void stop('the emulated host ended');
     else if (opts.ownerPid !== undefined && !isAlive(opts.ownerPid)) void stop(`owner ${opts.ownerPid} is gone`);
@@ -134,9 +162,17 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
   await done;
 }
 
-/** Relays one client's commands to the host, with the protocol's flow control kept end to end. */
-function serveClient(host: EmulatedHost, socket: net.Socket, onShutdown: () => void): void {
-  const procs = new Map<number, { proc: HostProcess; unacked: number; paused: boolean }>();
+/**
+ * Relays one client's commands to the host, with the protocol's flow control kept end to end. A
+ * command that outlives a SIGKILL by `unkillableMs` is stuck in the host's kernel (health.ts), which
+ * `onUnkillable` hears.
+ */
+function serveClient(
+  host: EmulatedHost,
+  socket: net.Socket,
+  hooks: { unkillableMs: number; onShutdown: () => void; onUnkillable: (what: string) => void },
+): void {
+  const procs = new Map<number, { proc: HostProcess; unacked: number; paused: boolean; what: string; killTimer?: NodeJS.Timeout }>();
   const send = (msg: AgentToHost) => {
     if (!socket.destroyed) socket.write(encodeMessage(msg));
   };
@@ -152,7 +188,12 @@ function serveClient(host: EmulatedHost, socket: net.Socket, onShutdown: () => v
       send({ t: 'exit', id: msg.id, code: 126, signal: null });
       return;
     }
-    const entry = { proc, unacked: 0, paused: false };
+    const entry: { proc: HostProcess; unacked: number; paused: boolean; what: string; killTimer?: NodeJS.Timeout } = {
+      proc,
+      unacked: 0,
+      paused: false,
+      what: msg.t === 'run' ? msg.argv.join(' ').slice(0, 120) : `a connection to ${msg.path}`,
+    };
     procs.set(msg.id, entry);
     const forward = (fd: 1 | 2) => (chunk: Buffer) => {
       send({ t: 'out', id: msg.id, fd, data: chunk.toString('base64') });
@@ -168,10 +209,12 @@ function serveClient(host: EmulatedHost, socket: net.Socket, onShutdown: () => v
     const ended = (s: NodeJS.ReadableStream) => new Promise<void>((resolve) => s.once('end', resolve).once('close', resolve));
     Promise.all([proc.wait(), ended(proc.stdout), ended(proc.stderr)]).then(
       ([end]) => {
+        clearTimeout(entry.killTimer);
         procs.delete(msg.id);
         send({ t: 'exit', id: msg.id, code: end.exitCode, signal: end.signal });
       },
       () => {
+        clearTimeout(entry.killTimer);
         procs.delete(msg.id);
         socket.destroy(); // the host is gone: the client's channel reports it
       },
@@ -182,11 +225,14 @@ function serveClient(host: EmulatedHost, socket: net.Socket, onShutdown: () => v
       if (msg.t === 'hello') {
         send({ t: 'ready', protocol: PROTOCOL_VERSION, release: host.kernelRelease, nodeVersion: process.version, uptime: 0 });
       } else if (msg.t === 'run' || msg.t === 'connect') start(msg);
-      else if (msg.t === 'shutdown') onShutdown();
+      else if (msg.t === 'shutdown') hooks.onShutdown();
       else {
         const entry = procs.get(msg.id);
         if (!entry) return;
-        if (msg.t === 'signal') entry.proc.kill(msg.signal as NodeJS.Signals);
+        if (msg.t === 'signal') {
+          entry.proc.kill(msg.signal as NodeJS.Signals);
+          if (msg.signal === 'SIGKILL') entry.killTimer ??= unkillableTimer(entry.what, hooks);
+        }
         else if (msg.t === 'stdin') {
           const bytes = Buffer.from(msg.data, 'base64');
           entry.proc.stdin?.write(bytes, () => send({ t: 'stdin-ack', id: msg.id, bytes: bytes.length }));
@@ -207,9 +253,22 @@ function serveClient(host: EmulatedHost, socket: net.Socket, onShutdown: () => v
   socket.on('data', (d: Buffer) => decoder.push(d));
   socket.on('error', () => undefined);
   socket.on('close', () => {
-    for (const { proc } of procs.values()) proc.kill('SIGKILL');
-    procs.clear();
+    // Their ends still clear these timers: a kill the host cannot carry out is still a broken host.
+    for (const entry of procs.values()) {
+      entry.proc.kill('SIGKILL');
+      entry.killTimer ??= unkillableTimer(entry.what, hooks);
+    }
   });
+}
+
+/** How long a SIGKILLed command may take to end before its host counts as broken (health.ts). */
+const UNKILLABLE_MS = 60_000;
+
+function unkillableTimer(what: string, hooks: { unkillableMs: number; onUnkillable: (what: string) => void }): NodeJS.Timeout {
+  const ms = hooks.unkillableMs;
+  const timer = setTimeout(() => hooks.onUnkillable(`\`${what}\` was still running ${ms / 1000} s after SIGKILL (stuck in its kernel)`), ms);
+  timer.unref();
+  return timer;
 }
 
 export interface StartKeeperOptions extends KeeperOptions {
@@ -244,12 +303,26 @@ export async function ensureKeeper(opts: StartKeeperOptions): Promise<KeeperInfo
       await sleep(100);
     }
     if (child.pid && isAlive(child.pid)) process.kill(child.pid, 'SIGKILL');
-    const { readFileSync } = await import('node:fs');
     const tail = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-4000) : '';
     throw new EmulatedHostError('boot-failed', `the shared emulated host did not start (log ${logFile}):\n${tail}`);
   } finally {
     lock.release();
   }
+}
+
+/** Why keeper `pid` of `dir` stopped, from its log, or undefined when it did not say (yet). */
+export function keeperStopReason(dir: string, pid: number): string | undefined {
+  let log: string;
+  try {
+    log = readFileSync(path.join(dir, 'keeper.log'), 'utf8');
+  } catch {
+    return undefined;
+  }
+  const marker = `keeper ${pid}: stopping (`;
+  const at = log.lastIndexOf(marker);
+  if (at < 0) return undefined;
+  const line = log.slice(at + marker.length).split('\n')[0] ?? '';
+  return line.endsWith(')') ? line.slice(0, -1) : line;
 }
 
 /** The keeper running in `dir`, or undefined. */

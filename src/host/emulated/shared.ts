@@ -14,7 +14,7 @@ import { InvalidStateError } from '../../errors';
 import { ControlChannel, type HostProcess, type RunOptions, type RunResult, type SpawnOptions } from './channel';
 import { EmulatedHostError } from './errors';
 import { bulkheadCommand, type HostSession } from './host';
-import { liveKeeper } from './keeper';
+import { keeperStopReason, liveKeeper } from './keeper';
 import { encodeMessage, LineDecoder, type AgentToHost } from './protocol';
 
 /** The shared emulated host's size: its RAM and vCPUs bound the zones inside it. */
@@ -91,7 +91,10 @@ export class SharedEmulatedHost implements HostSession {
     const channel = new ControlChannel(
       socket,
       {
-        describeLoss: () => new EmulatedHostError('channel-lost', `the shared emulated host (keeper ${info.pid}) went away`),
+        describeLoss: () => {
+          const why = keeperStopReason(dir, info.pid);
+          return new EmulatedHostError('channel-lost', `the shared emulated host (keeper ${info.pid}) went away${why ? `: its keeper stopped it (${why})` : ''}`);
+        },
         idleUnref: opts.idleUnref,
       },
       rest,
