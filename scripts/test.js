@@ -46,13 +46,17 @@ tap.on('close', async (code, signal) => {
     ? fs.readFileSync(path.join(runDir, 'retries.log'), 'utf8').split('\n').filter(Boolean)
     : [];
   if (retries.length > 0) {
-    process.stdout.write(`\n# WARNING: ${retries.length} guest run(s) lost to the nested-SVM flake (early-boot death or a triple fault with no oops) were retried once:\n`);
+    process.stdout.write(`\n# WARNING: ${retries.length} run(s) lost to the nested-SVM flake (an early-boot death, a triple fault with no oops, or an emulated host found broken) were retried once:\n`);
     for (const r of retries) process.stdout.write(`#   ${r}\n`);
   }
   for (const log of keeperLogs.filter((l) => fs.existsSync(l))) {
     // host-xen is the Xen test host; host-<fingerprint> the emulated KVM host.
     const which = path.basename(path.dirname(log)) === 'host-xen' ? 'Xen test host' : 'emulated host';
-    process.stdout.write(`# shared ${which}: ${fs.readFileSync(log, 'utf8').trim().split('\n').pop()}\n`);
+    const keeperLog = fs.readFileSync(log, 'utf8').trim().split('\n');
+    process.stdout.write(`# shared ${which}: ${keeperLog.at(-1)}\n`);
+    // A keeper that stopped a broken host (src/host/emulated/health.ts) before the end: the run went on with a fresh one.
+    const verdicts = keeperLog.filter((l) => /^keeper \d+: stopping \((its kernel reported a fault|the emulated host is (unresponsive|broken))/.test(l));
+    for (const v of verdicts) process.stdout.write(`# WARNING: the shared ${which} was found broken and replaced: ${v}\n`);
     // What its kernel said about processes it killed or faults it took: the why of a server that died.
     const consoleLog = path.join(path.dirname(log), 'console.log');
     const alarms = fs.existsSync(consoleLog)

@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import type { Duplex } from 'node:stream';
 import {
   EmulatedHost,
+  EmulatedHostError,
   ensureKeeper,
   SharedEmulatedHost,
   sharedHostDir,
@@ -46,7 +47,26 @@ export interface TestHost {
 /** The run-wide directory scripts/test.js made, or undefined when a file runs on its own. */
 export const RUN_DIR = process.env.BULKHEAD_TEST_HOST_DIR;
 
-let session: Promise<{ host: HostSession; exchange: string; shared: boolean }> | undefined;
+interface Session {
+  host: HostSession;
+  exchange: string;
+  shared: boolean;
+}
+
+let session: Promise<Session> | undefined;
+
+/** The open session, or a new one when the last was lost (its keeper stopped a broken host: health.ts). */
+async function liveSession(): Promise<Session> {
+  const last = await session?.catch(() => undefined);
+  if (last?.host.running) return last;
+  session = open();
+  return session;
+}
+
+/** A run that failed because the host went away (not because the command failed). */
+function hostLost(err: unknown): err is EmulatedHostError {
+  return err instanceof EmulatedHostError && (err.reason === 'channel-lost' || err.reason === 'exited');
+}
 
 /** What this machine lacks for the emulated host, or undefined when it has everything. */
 export function emulatedHostMissing(): string | undefined {
@@ -64,17 +84,29 @@ export async function emulatedHost(t: Test): Promise<TestHost | undefined> {
     t.pass(`skipped: ${missing}`, { skip: missing });
     return undefined;
   }
-  session ??= open();
-  const { host, exchange, shared } = await session;
+  let live = await liveSession();
+  // A command the host was lost under (its keeper found it broken, or it ended) runs once more on a
+  // fresh host, recorded as a retry; a second loss fails. spawn/connect use the host of the moment.
+  const again = async <T>(what: readonly string[], run: (host: HostSession) => Promise<T>): Promise<T> => {
+    live = await liveSession();
+    try {
+      return await run(live.host);
+    } catch (err) {
+      if (!hostLost(err)) throw err;
+      recordRetry(t, `the emulated host was lost under \`${what.join(' ').slice(0, 80)}\`: ${err.message.split('\n')[0]}; ran once more on a fresh host`);
+      live = await liveSession();
+      return run(live.host);
+    }
+  };
   return {
-    run: (argv, opts) => host.run(argv, opts),
-    spawn: (argv, opts) => host.spawn(argv, opts),
-    connect: (socketPath) => host.connect(socketPath),
-    bulkhead: (args, opts) => host.bulkhead(args, opts),
-    kernelRelease: host.kernelRelease,
-    shared,
+    run: (argv, opts) => again(argv, (host) => host.run(argv, opts)),
+    spawn: (argv, opts) => live.host.spawn(argv, opts),
+    connect: (socketPath) => live.host.connect(socketPath),
+    bulkhead: (args, opts) => again(['bulkhead', ...args], (host) => host.bulkhead(args, opts)),
+    kernelRelease: live.host.kernelRelease,
+    shared: live.shared,
     workdir(test: Test): string {
-      const dir = mkdtempSync(path.join(exchange, 'w-'));
+      const dir = mkdtempSync(path.join(live.exchange, 'w-'));
       test.teardown(() => rmSync(dir, { recursive: true, force: true }));
       return dir;
     },
@@ -91,7 +123,7 @@ export function recordRetry(t: Test, what: string): void {
   if (RUN_DIR) appendFileSync(path.join(RUN_DIR, 'retries.log'), `${line}\n`);
 }
 
-async function open(): Promise<{ host: HostSession; exchange: string; shared: boolean }> {
+async function open(): Promise<Session> {
   const kernel = await testKernel('host');
   if (RUN_DIR) {
     // The same shared host zones use (scripts/test.js points the runtime dir and the shares at the run).
@@ -103,11 +135,15 @@ async function open(): Promise<{ host: HostSession; exchange: string; shared: bo
     tap.teardown(() => host.stop()); // the root test of this file: the keeper keeps the host
     return { host, exchange, shared: true };
   }
-  const exchange = mkdtempSync(path.join(os.tmpdir(), 'bulkhead-e2e-'));
-  const host = await EmulatedHost.start({ kernel: kernel.vmlinux, writableDirs: [exchange, cacheRoot()] });
-  tap.teardown(async () => {
-    await host.stop();
-    rmSync(exchange, { recursive: true, force: true });
-  });
-  return { host, exchange, shared: false };
+  // One exchange for the file, so a host booted after a lost one sees the workdirs already written.
+  if (!ownExchange) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'bulkhead-e2e-'));
+    ownExchange = dir;
+    tap.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  }
+  const host = await EmulatedHost.start({ kernel: kernel.vmlinux, writableDirs: [ownExchange, cacheRoot()] });
+  tap.teardown(() => host.stop());
+  return { host, exchange: ownExchange, shared: false };
 }
+
+let ownExchange: string | undefined;
