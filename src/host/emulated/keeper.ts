@@ -14,7 +14,8 @@
  *
  * It stops the host and exits when its owner process dies, when it has had no client for
  * `idleTimeoutMs`, when a client sends `shutdown`, when the host itself ends, or when the host can
- * no longer be trusted (health.ts: its kernel faulted, or it stopped answering). keeper.log's
+ * no longer be trusted (health.ts: its kernel faulted, it stopped answering, or a command it was told
+ * to SIGKILL would not die). keeper.log's
  * `keeper <pid>: stopping (why)` line says which; clients quote it when their channel is lost.
  */
 import { spawn } from 'node:child_process';
@@ -162,6 +163,18 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
   await done;
 }
 
+/** A command (or socket connection) relayed for a client. */
+interface Relayed {
+  proc: HostProcess;
+  /** Output bytes sent and not yet acknowledged by the client. */
+  unacked: number;
+  paused: boolean;
+  /** What it is, for a verdict that names it. */
+  what: string;
+  /** Set once it was SIGKILLed: fires if it has not ended by then. */
+  killTimer?: NodeJS.Timeout;
+}
+
 /**
  * Relays one client's commands to the host, with the protocol's flow control kept end to end. A
  * command that outlives a SIGKILL by `unkillableMs` is stuck in the host's kernel (health.ts), which
@@ -172,7 +185,7 @@ function serveClient(
   socket: net.Socket,
   hooks: { unkillableMs: number; onShutdown: () => void; onUnkillable: (what: string) => void },
 ): void {
-  const procs = new Map<number, { proc: HostProcess; unacked: number; paused: boolean; what: string; killTimer?: NodeJS.Timeout }>();
+  const procs = new Map<number, Relayed>();
   const send = (msg: AgentToHost) => {
     if (!socket.destroyed) socket.write(encodeMessage(msg));
   };
@@ -188,7 +201,7 @@ function serveClient(
       send({ t: 'exit', id: msg.id, code: 126, signal: null });
       return;
     }
-    const entry: { proc: HostProcess; unacked: number; paused: boolean; what: string; killTimer?: NodeJS.Timeout } = {
+    const entry: Relayed = {
       proc,
       unacked: 0,
       paused: false,
