@@ -81,6 +81,21 @@ export function lastLines(text: string, lines: number): string {
   return all.slice(-lines).join('\n');
 }
 
+/**
+ * The last `lines` lines of `text`, and, when the panic line is older than those (its register dump
+ * and stack trace are longer than a short tail), that line first, so the tail always says why.
+ */
+export function tailWithPanic(text: string, lines: number): string {
+  const tail = lastLines(text, lines);
+  if (tail.includes(PANIC_MARKER)) return tail;
+  const at = text.lastIndexOf(PANIC_MARKER);
+  if (at < 0) return tail;
+  const start = text.lastIndexOf('\n', at) + 1;
+  const end = text.indexOf('\n', at);
+  const panicLine = text.slice(start, end < 0 ? undefined : end).replace(/\r$/, '');
+  return `${panicLine}\n[…]\n${lastLines(text, Math.max(1, lines - 2))}`;
+}
+
 /** Watches console output for the panic line, across batch boundaries. */
 class PanicDetector {
   #line = '';
@@ -197,7 +212,7 @@ export async function bootLinux(options: BootLinuxOptions): Promise<BootLinuxRes
     const durationMs = Date.now() - started;
     if (ended === 'aborted') throw new AbortedError(`booting Linux (after ${durationMs} ms)`, { cause: signal?.reason });
 
-    const consoleTail = lastLines(console.recentText(TAIL_BYTES), options.tailLines ?? 20);
+    const consoleTail = tailWithPanic(console.recentText(TAIL_BYTES), options.tailLines ?? 20);
     const exits = [...vm.exits];
     const base = { consoleTail, panicked: panic.seen, bootInfo, exits, durationMs };
     if (panic.seen) return { reason: 'crash', detail: 'kernel panic', ...base };

@@ -40,7 +40,7 @@ export { SerialConsole, addSerialConsole } from './serial';
 export type { SerialConsoleOptions, SerialConsoleEvents } from './serial';
 export { I8042, DebugExit, watchPowerOff, classifyEnd } from './power';
 export type { PowerOffWatch, GuestEndReason } from './power';
-export { bootLinux, lastLines, PANIC_MARKER, DEFAULT_LINUX_CMDLINE } from './boot-linux';
+export { bootLinux, lastLines, tailWithPanic, PANIC_MARKER, DEFAULT_LINUX_CMDLINE } from './boot-linux';
 export type { BootLinuxOptions, BootLinuxResult, BootLinuxReason } from './boot-linux';
 // The machine builder: a Linux guest with its disks, console, rng, vsock and power device in one call.
 export { Machine, createMachine } from './machine';

@@ -17,6 +17,7 @@ import { ZoneClosedError } from '../../src/zone/errors';
 import type { ZoneSpec } from '../../src/zone/spec';
 import type { ZoneInfo, ZoneState } from '../../src/zone/types';
 import type { Zone } from '../../src/zone/zone';
+import { recordRetry } from './emulated-host';
 
 export interface ZoneSuiteOptions {
   /** The zones that exist now (Zone.list, or the client's list): a zone gone from it left nothing behind. */
@@ -60,6 +61,31 @@ async function gone(t: Test, opts: ZoneSuiteOptions, id: string, what: string): 
  */
 const BOUNDED = { timeout: 15 * 60_000 };
 
+/**
+ * A zone the emulated CPU lost mid-run: a triple fault with no oops, BUG or panic on its console
+ * (the nested-SVM flake of test/e2e/fixtures/early-boot-death.ts; a CI run of 2026-12-03 lost the
+ * "one zone" scenario's zone that way, after its agent was up).
+ */
+function lostByTcg(err: unknown): err is ZoneClosedError {
+  return (
+    err instanceof ZoneClosedError &&
+    /crash: triple-fault/.test(err.exit?.failure ?? '') &&
+    !/Oops|BUG:|Kernel panic/.test(err.exit?.consoleTail ?? '')
+  );
+}
+
+/** Runs `body`, and once more, as a counted retry, when it ended because its zone was lost by TCG. */
+async function retryTcgLoss(t: Test, name: string, body: () => Promise<void>): Promise<void> {
+  try {
+    await body();
+  } catch (err) {
+    if (!lostByTcg(err)) throw err;
+    const lastLine = err.exit?.consoleTail?.trim().split('\n').pop() ?? 'no console output';
+    recordRetry(t, `${name}: the zone triple-faulted with no oops (nested SVM under TCG): ${err.message} (console's last line: ${lastLine}); ran once more`);
+    await body();
+  }
+}
+
 export function runZoneSuite(t: Test, createZone: (spec: ZoneSpec) => Promise<Zone>, opts: ZoneSuiteOptions): void {
   t.test('bad specs give typed errors naming the field', BOUNDED, async (t) => {
     for (const [spec, field] of [
@@ -78,7 +104,7 @@ export function runZoneSuite(t: Test, createZone: (spec: ZoneSpec) => Promise<Zo
     }
   });
 
-  t.test('one zone: exec, streams, tty, concurrency, env/cwd/user from the spec, files', BOUNDED, async (t) => {
+  const oneZone = async (t: Test) => {
     const zone = await createZone({ image: 'busybox', env: { FROM_SPEC: 'yes' }, cwd: '/tmp', user: '65534:65534', keepAlive: true });
     t.teardown(() => zone.destroy());
     t.equal(zone.state, 'running', 'create resolves once it runs');
@@ -88,6 +114,7 @@ export function runZoneSuite(t: Test, createZone: (spec: ZoneSpec) => Promise<Zo
 
     // No default deadline on streams: this runs past a minute while the rest goes on.
     const longRun = zone.exec(['sh', '-c', `sleep ${opts.longRunSeconds ?? 65}; echo still here`]);
+    longRun.catch(() => undefined); // awaited below; a zone lost before then must not leave it unhandled
 
     const hello = await zone.exec(['echo', 'hello']);
     t.match(hello, { stdout: 'hello\n', stderr: '', exitCode: 0, signal: null, timedOut: false }, 'busybox echo');
@@ -141,7 +168,9 @@ export function runZoneSuite(t: Test, createZone: (spec: ZoneSpec) => Promise<Zo
     await zone.destroy();
     t.equal(zone.state, 'destroyed');
     await gone(t, opts, zone.id, 'destroy');
-  });
+  };
+  const ONE_ZONE = 'one zone: exec, streams, tty, concurrency, env/cwd/user from the spec, files';
+  t.test(ONE_ZONE, BOUNDED, (t) => retryTcgLoss(t, ONE_ZONE, () => oneZone(t)));
 
   if (opts.configuredImage) {
     const image = opts.configuredImage;
