@@ -5,7 +5,8 @@
 //   console to the keeper's verdict is the real one; the fault itself is not);
 // - the host stops answering (its agent is stopped with SIGSTOP, so a probe gets no answer);
 // - a command told to SIGKILL is still running afterwards (the same stopped agent cannot carry the
-//   kill out, which is what a task stuck in the kernel looks like from outside).
+//   kill out, which is what a task stuck in the kernel looks like from outside);
+// and a host that ends by itself: a client retrying at once must reach a new keeper, not the one stopping.
 import t, { type Test } from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as os from 'node:os';
@@ -57,6 +58,20 @@ else {
     const fresh = await SharedEmulatedHost.connect(dir);
     t.teardown(() => fresh.stop());
     t.not((await fresh.run(['cat', '/proc/sys/kernel/random/boot_id'])).stdout, bootId, 'on a fresh boot');
+  });
+
+  t.test('a host that ends under its keeper: clients hear why, and one that retries at once gets a fresh keeper', async (t) => {
+    const { dir, info, client, kernel } = await keeper(t, { livenessProbe: false });
+    const pending = client.run(['sleep', '600']);
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(info.qemuPid, 'SIGKILL'); // what an L1 kernel that resets itself looks like from here
+    await t.rejects(pending, { code: 'HOST_UNAVAILABLE', message: /its keeper stopped it \(the emulated host ended\)/ }, 'the pending command rejects, with the reason');
+    // At once, as test/support's retry does: the stopping keeper must not be found and reused.
+    const next = await ensureKeeper({ dir, ownerPid: process.pid, host: { kernel: kernel.vmlinux }, livenessProbe: false });
+    t.not(next.pid, info.pid, 'ensureKeeper right after the loss starts a new keeper');
+    const fresh = await SharedEmulatedHost.connect(dir);
+    t.teardown(() => fresh.stop());
+    t.equal((await fresh.run(['true'])).exitCode, 0, 'which runs commands');
   });
 
   t.test('a host that stops answering is stopped after the probe misses', async (t) => {

@@ -115,10 +115,15 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
   let stopping = false;
 
   const server = net.createServer((socket) => {
+    if (stopping || !host.running) {
+      socket.destroy(); // a client that raced the stop goes to the next keeper
+      return;
+    }
     clients.add(socket);
     serveClient(host, socket, {
       unkillableMs: opts.unkillableMs ?? UNKILLABLE_MS,
       onShutdown: () => void stop('a client asked'),
+      onHostGone: () => void stop('the emulated host ended'),
       onUnkillable: (what) => void stop(`the emulated host is broken: ${what}`),
     });
     socket.on('close', () => {
@@ -137,14 +142,15 @@ export async function runKeeper(opts: KeeperOptions): Promise<void> {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`keeper ${process.pid}: stopping (${why})\n`);
+    // No longer live from here: a client that retries at once finds no keeper and starts a new one.
+    rmSync(path.join(opts.dir, KEEPER_INFO), { force: true });
+    rmSync(socketPath, { force: true });
     clearInterval(watch);
     stopProbe();
     server.close();
     for (const c of clients) c.destroy();
     await host.stop();
     consoleLog.close();
-    rmSync(path.join(opts.dir, KEEPER_INFO), { force: true });
-    rmSync(socketPath, { force: true });
     resolveDone();
   };
   onFault = (line) => void sleep(FAULT_REPORT_MS).then(() => stop(`its kernel reported a fault: ${line}`));
@@ -183,7 +189,7 @@ interface Relayed {
 function serveClient(
   host: EmulatedHost,
   socket: net.Socket,
-  hooks: { unkillableMs: number; onShutdown: () => void; onUnkillable: (what: string) => void },
+  hooks: { unkillableMs: number; onShutdown: () => void; onHostGone: () => void; onUnkillable: (what: string) => void },
 ): void {
   const procs = new Map<number, Relayed>();
   const send = (msg: AgentToHost) => {
@@ -197,6 +203,11 @@ function serveClient(
           ? host.spawn(msg.argv, { cwd: msg.cwd, env: msg.env, stdin: msg.stdin ? 'pipe' : 'ignore' })
           : host.openSocket(msg.path);
     } catch (err) {
+      if (!host.running) {
+        hooks.onHostGone(); // says why in keeper.log before the client hears of it
+        socket.destroy();
+        return;
+      }
       send({ t: 'out', id: msg.id, fd: 2, data: Buffer.from(`keeper: ${(err as Error).message}\n`).toString('base64') });
       send({ t: 'exit', id: msg.id, code: 126, signal: null });
       return;
@@ -229,6 +240,7 @@ function serveClient(
       () => {
         clearTimeout(entry.killTimer);
         procs.delete(msg.id);
+        hooks.onHostGone(); // says why in keeper.log before the client hears of it
         socket.destroy(); // the host is gone: the client's channel reports it
       },
     );
