@@ -7,7 +7,7 @@
  * mounts the image under a tmpfs overlay and listens on vsock port 1024 → we connect, launch the
  * main process if there is one, and serve exec/files/metrics over that session.
  *
- * Whatever ends the zone — the main process, stop(), a deadline, an abort, a panic, a dead agent —
+ * Whatever ends the zone — the main process, stop(), a deadline, an abort, a panic, a dead or hung agent —
  * goes through end(), which settles every pending call with a typed error and stops the VM;
  * destroy() then releases the VM, the sockets and the state directory.
  */
@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { AbortedError, BulkheadError } from '../errors';
 import { resolveImage, type ImageArtifact } from '../image';
 import { buildKernel } from '../kernel';
-import { AgentClient } from './agent';
+import { AgentClient, DEFAULT_LIVENESS, watchAgentLiveness, type LivenessSettings } from './agent';
 import { ZoneStartError } from './errors';
 import { planLaunch, type LaunchPlan } from './launch';
 import { ZoneLog } from './log';
@@ -46,6 +46,11 @@ export interface LocalCreateOptions extends CreateOptions {
    * sending its output to the zone console and log. For `bulkhead run` in the foreground.
    */
   attachMain?: { stdin?: boolean; tty?: { cols: number; rows: number } };
+  /**
+   * When the agent counts as gone: pinged after this much silence, declared gone (the zone
+   * 'failed', every call rejected) after that much. Default 10 s / 60 s; false: never.
+   */
+  agentLiveness?: Partial<LivenessSettings> | false;
 }
 
 export class LocalZone extends Zone {
@@ -74,6 +79,7 @@ export class LocalZone extends Zone {
   private destroyed: Promise<void> | undefined;
   private lastSample: GuestMetrics | undefined;
   private startupTimes: ZoneStartup | undefined;
+  private stopLiveness: (() => void) | undefined;
 
   private constructor(private readonly spec: ValidatedZoneSpec) {
     super();
@@ -191,6 +197,9 @@ export class LocalZone extends Zone {
       throw new ZoneStartError('agent', `the zone's agent refused the session: ${(err as Error).message}`, this.log.consoleTail(), { cause: err });
     }
     void this.agent.closed.then((why) => this.onAgentLost(why));
+    if (opts.agentLiveness !== false) {
+      this.stopLiveness = watchAgentLiveness(this.agent, (ms) => this.onAgentSilent(ms), { ...DEFAULT_LIVENESS, ...opts.agentLiveness });
+    }
     this.log.add('agent', `agent ${this.agent.info.agentVersion} (pid ${this.agent.info.agentPid}) answered`);
     const agentConnected = performance.now();
 
@@ -279,6 +288,7 @@ export class LocalZone extends Zone {
 
   destroy(): Promise<void> {
     this.destroyed ??= (async () => {
+      this.stopLiveness?.();
       await this.end('stopped', 0);
       await this.machine?.destroy();
       this.agent?.close();
@@ -333,7 +343,16 @@ export class LocalZone extends Zone {
     void this.machine?.stop();
   }
 
+  private onAgentSilent(silentMs: number): void {
+    if (this.state !== 'running' && this.state !== 'booting') return;
+    const failure = `the agent stopped answering: nothing from it for ${Math.round(silentMs / 1000)} s, a ping unanswered (the guest is hung or PID 1 is stuck)`;
+    this.log.add('zone', failure);
+    this.finish({ reason: 'failed', failure, consoleTail: this.log.consoleTail() });
+    void this.machine?.stop();
+  }
+
   private finish(exit: ZoneExit): void {
+    this.stopLiveness?.();
     if (this.state === 'exited' || this.state === 'failed' || this.state === 'destroyed') return;
     clearTimeout(this.deadline);
     this.removeAbort?.();

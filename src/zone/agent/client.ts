@@ -100,6 +100,11 @@ export class AgentClient implements AsyncDisposable {
     return this.session.isOpen;
   }
 
+  /** performance.now() of the last bytes the agent sent. */
+  get lastHeardAt(): number {
+    return this.session.lastHeardAt;
+  }
+
   /** Round trip time in ms. */
   ping(): Promise<number> {
     return this.session.ping();

@@ -68,6 +68,8 @@ export class AgentSession {
   /** Resolves (never rejects) with the error that ended the session. */
   readonly closed: Promise<Error>;
   hello: HelloOk | undefined;
+  /** performance.now() of the last bytes from the agent (any frame counts as a sign of life). */
+  lastHeardAt = performance.now();
 
   private dead: Error | undefined;
   private resolveClosed!: (e: Error) => void;
@@ -251,6 +253,7 @@ export class AgentSession {
 
   private onBytes(chunk: Buffer): void {
     if (this.dead) return;
+    this.lastHeardAt = performance.now();
     try {
       this.decoder.push(chunk, (h, p) => {
         if (!this.dead) this.onFrame(h, p);
