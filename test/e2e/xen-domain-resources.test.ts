@@ -4,8 +4,9 @@
 // guest: the xen flavour has CONFIG_HOTPLUG_CPU, whose xenbus watcher acts on cpu/I/availability
 // ("offline" takes the CPU down and makes it not present; "online" makes it present again, and
 // userspace onlines it, as udev's rule does on a distribution: the init here plays that part).
-// It has no CONFIG_XEN_BALLOON, so a memory target is checked on Xen's side (maxmem, memory/target);
-// the guest's MemTotal is only reported. Bad input gives typed errors and changes nothing.
+// A memory target is checked on both sides: Xen's limit and memory/target, then the guest's balloon
+// driver (CONFIG_XEN_BALLOON) giving pages back (MemTotal and the pages Xen counts for the domain
+// fall) and taking them again. Bad input gives typed errors and changes nothing.
 import t from 'tap';
 import * as path from 'node:path';
 import { writeBusyboxInitramfs } from '../support/busybox-initramfs';
@@ -33,7 +34,7 @@ const REPORTER = [
   '',
 ].join('\n');
 
-t.test('vCPUs go offline and online in the guest; a memory target reaches Xen and XenStore', async (t) => {
+t.test('vCPUs go offline and online in the guest; a memory target reaches Xen, XenStore and the guest\'s balloon', async (t) => {
   const kernel = await testKernel('xen');
   const host = await xenHost(t);
   if (!host) return;
@@ -42,7 +43,8 @@ t.test('vCPUs go offline and online in the guest; a memory target reaches Xen an
   type Step = { cpus: string; present: string; online: number; availability: string[] };
   const r = await inDom0<{
     boot: Step; off: Step; on: Step;
-    mem: { before: number; lowered: number; target: string; raised: number; targetAfter: string; guestBefore: string; guestAfter: string };
+    mem: { before: number; lowered: number; target: string; raised: number; targetAfter: string };
+    guest: { before: number; lowered: number; raised: number; heldBefore: number; heldLowered: number };
     left: boolean;
   }>(
     host,
@@ -54,12 +56,12 @@ t.test('vCPUs go offline and online in the guest; a memory target reaches Xen an
      d.console.on('data', (c) => { text += c.toString('latin1'); });
      const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
      // The guest's latest report after text offset \`from\`, once its 'cpus=… present=…' matches \`re\`.
-     const report = async (from, re, what, ms = 120000) => {
+     const report = async (from, re, what, ms = 120000, memOk = () => true) => {
        const t0 = Date.now();
        for (;;) {
-         const lines = [...text.slice(from).matchAll(/bulkhead-res cpus=(\\S+) present=(\\S+) (MemTotal: \\d+ kB)?/g)];
+         const lines = [...text.slice(from).matchAll(/bulkhead-res cpus=(\\S+) present=(\\S+) MemTotal: (\\d+) kB/g)];
          const last = lines[lines.length - 1];
-         if (last && re.test('cpus=' + last[1] + ' present=' + last[2])) return { cpus: last[1], present: last[2], mem: last[3] ?? '' };
+         if (last && re.test('cpus=' + last[1] + ' present=' + last[2]) && memOk(Number(last[3]))) return { cpus: last[1], present: last[2], memKiB: Number(last[3]) };
          if (Date.now() - t0 > ms) throw new Error(what + ': no report matching ' + re + ' in ' + ms + ' ms; console: ' + text.slice(-1500));
          await sleep(200);
        }
@@ -79,16 +81,22 @@ t.test('vCPUs go offline and online in the guest; a memory target reaches Xen an
        const n = await report(at, /^cpus=0-1 present=0-1$/, 'online');
        const on = { cpus: n.cpus, present: n.present, online: await online(2), availability: avail() };
        const before = xen.domainInfo(d.domid).maxMemoryKiB;
+       const guestBefore = n.memKiB;
+       const heldBefore = xen.domainInfo(d.domid).memoryKiB;
        await d.setMemory(96);
        const lowered = xen.domainInfo(d.domid).maxMemoryKiB;
        const target = xs.read(home + '/memory/target');
+       // The balloon driver gives back the ~32 MiB over the target, in steps (one report a second).
        at = text.length;
-       await sleep(3000);
-       const guestAfter = (await report(at, /./, 'memory')).mem;
+       const l = await report(at, /./, 'balloon down', 120000, (kib) => kib <= guestBefore - 28 * 1024);
+       await sleep(3000); // settled: the driver stops at the target
+       const heldLowered = xen.domainInfo(d.domid).memoryKiB;
        await xen.setDomainMemory(d.domid, 128);
        const raised = xen.domainInfo(d.domid).maxMemoryKiB;
        const targetAfter = xs.read(home + '/memory/target');
-       return { boot, off, on, mem: { before, lowered, target, raised, targetAfter, guestBefore: b.mem, guestAfter }, left: false };
+       at = text.length;
+       const u = await report(at, /./, 'balloon up', 120000, (kib) => kib >= guestBefore - 1024);
+       return { boot, off, on, mem: { before, lowered, target, raised, targetAfter }, guest: { before: guestBefore, lowered: l.memKiB, raised: u.memKiB, heldBefore, heldLowered }, left: false };
      } finally {
        d.destroy();
        xs.close();
@@ -102,7 +110,10 @@ t.test('vCPUs go offline and online in the guest; a memory target reaches Xen an
   t.equal(r.mem.target, String(96 * 1024), 'memory/target is 98304 KiB');
   t.equal(r.mem.raised, 128 * 1024 + 1024, 'setDomainMemory(128): the limit is raised again');
   t.equal(r.mem.targetAfter, String(128 * 1024), 'and the target with it');
-  t.comment(`guest MemTotal before: ${r.mem.guestBefore}; 3 s after a 96 MiB target: ${r.mem.guestAfter} (the xen flavour has no CONFIG_XEN_BALLOON, so the guest does not act on the target)`);
+  const g = r.guest;
+  t.ok(g.lowered <= g.before - 28 * 1024, `the guest ballooned down: MemTotal ${g.before} → ${g.lowered} kB for a 96 MiB target`);
+  t.ok(g.heldLowered <= g.heldBefore - 28 * 1024 && g.heldLowered <= 98 * 1024, `Xen counts ${g.heldBefore} → ${g.heldLowered} KiB held by the domain`);
+  t.ok(g.raised >= g.before - 1024, `and back up at a 128 MiB target: MemTotal ${g.raised} kB`);
 });
 
 t.test('setDomainMemory / setDomainVcpus: typed errors for each bad input, and nothing changes', async (t) => {
