@@ -3,6 +3,7 @@
 //   xenBuildPvDomainAsync({ ... }) -> Promise<result>
 // result: { ok: true, domid, consolePort, xenstorePort, consoleMfn, xenstoreMfn, consoleGref, xenstoreGref }
 //       | { ok: false, errno, message, stage }
+//   xenBuildHandedOver(domid): the built domain is the caller's now (until then, exit() destroys it)
 // The domain is left paused; on failure none is left (domain_build.c). The async build (~0.7 s of
 // libxenguest under TCG) runs bh_xen_build_pv in a Napi::AsyncWorker, which opens its own libxenctrl
 // handle, so nothing is shared with the JS thread. The promise always resolves (failures are values).
@@ -15,6 +16,7 @@ extern "C" {
 #include "xen/domain_build.h"
 #include "xen/host.h"
 #include "xen/libs.h"
+#include "xen/unfinished.h"
 }
 
 namespace bulkhead {
@@ -94,6 +96,7 @@ void DestroyOrphan(uint32_t domid) {
     if (bh_xen_host_open(&host, err) < 0) return;
     bh_xen_host_domain_op(host, domid, BH_XEN_DOMAIN_DESTROY, err);
     bh_xen_host_close(host);
+    bh_xen_unfinished_done(domid);
 }
 
 class BuildWorker : public Napi::AsyncWorker {
@@ -126,6 +129,16 @@ Napi::Value XenBuildPvDomain(const Napi::CallbackInfo &info) {
     return OutcomeToJs(info.Env(), b);
 }
 
+// xenBuildHandedOver(domid): the JS side owns the built domain now (attached, or destroyed).
+Napi::Value XenBuildHandedOver(const Napi::CallbackInfo &info) {
+    if (info.Length() < 1 || !info[0].IsNumber()) {
+        Napi::TypeError::New(info.Env(), "expected (domid)").ThrowAsJavaScriptException();
+        return info.Env().Undefined();
+    }
+    bh_xen_unfinished_done(info[0].As<Napi::Number>().Uint32Value());
+    return info.Env().Undefined();
+}
+
 Napi::Value XenBuildPvDomainAsync(const Napi::CallbackInfo &info) {
     BuildArgs a;
     if (!ParseArgs(info, &a)) return info.Env().Undefined();
@@ -140,6 +153,7 @@ Napi::Value XenBuildPvDomainAsync(const Napi::CallbackInfo &info) {
 void InitXenBuild(Napi::Env env, Napi::Object exports) {
     exports.Set("xenBuildPvDomain", Napi::Function::New(env, XenBuildPvDomain, "xenBuildPvDomain"));
     exports.Set("xenBuildPvDomainAsync", Napi::Function::New(env, XenBuildPvDomainAsync, "xenBuildPvDomainAsync"));
+    exports.Set("xenBuildHandedOver", Napi::Function::New(env, XenBuildHandedOver, "xenBuildHandedOver"));
 }
 
 }  // namespace bulkhead

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "libs.h"
+#include "unfinished.h"
 
 struct xen_domctl_createdomain_417 {
     uint32_t ssidref;
@@ -162,6 +163,7 @@ int bh_xen_build_pv(const bh_xen_pv_config *cfg, bh_xen_pv_result *out, bh_xen_b
         goto out;
     }
     created = 1;
+    bh_xen_unfinished_add(domid); /* until the caller takes it (bh_xen_unfinished_done) */
     out->domid = domid;
     errno = 0;
     if (max_vcpus(xch, domid, cfg->vcpus) != 0) {
@@ -259,6 +261,7 @@ out:
     if (dom) dom_release(dom);
     if (rc != 0 && created) {
         destroy(xch, domid); /* the half-built domain goes; its ports and pages with it */
+        bh_xen_unfinished_done(domid);
         out->domid = 0;
     }
     xclose(xch);

@@ -38,7 +38,9 @@ typedef enum {
 } bh_xen_build_stage;
 
 /* 0, or -errno with the failing stage in *stage and a message in err (BH_XEN_ERR_LEN). On failure
- * no domain is left behind (it is destroyed) and every handle is closed. */
+ * no domain is left behind (it is destroyed) and every handle is closed. On success the domain stays
+ * recorded as unfinished (unfinished.h: destroyed at exit) until the caller calls
+ * bh_xen_unfinished_done once it owns it. */
 int bh_xen_build_pv(const bh_xen_pv_config *cfg, bh_xen_pv_result *out, bh_xen_build_stage *stage, char *err);
 
 /* xs_introduce_domain / xs_release_domain through libxenstore (own short-lived connection). */

@@ -13,8 +13,10 @@
  *   await using d = await createPvDomainAsync(cfg, { signal });   // the libxenguest build off the JS thread
  *   await d.setMemory(96); await d.setVcpus(1);                     // xl mem-set / xl vcpu-set
  *
- * A build that fails at any step leaves no domain, no XenStore keys and no handle behind. The guest's
- * console indices are checked before every copy (native/xen/console_ring.c).
+ * A build that fails at any step leaves no domain, no XenStore keys and no handle behind, and so does a
+ * process that exits (process.exit()) while a build runs: the native side destroys at exit a domain
+ * it built and nobody took yet. A PvDomain that was returned outlives the process, as xl's domains do.
+ * The guest's console indices are checked before every copy (native/xen/console_ring.c).
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -67,6 +69,8 @@ interface NativeBuild {
   /** The same build on the thread pool (xen_build.cc); always resolves. */
   xenBuildPvDomainAsync(cfg: NativeBuildConfig): Promise<NativeBuildResult>;
   xenIntroduceDomain(domid: number, mfn: number, port: number): { ok: true } | { ok: false; errno: number; message: string };
+  /** Until this, a built domain is destroyed if the process exits (native/xen/unfinished.h). */
+  xenBuildHandedOver(domid: number): void;
 }
 
 function checkFile(field: string, p: unknown): string {
@@ -313,7 +317,7 @@ export function createPvDomain(cfg: PvDomainConfig): PvDomain {
   const { native, build } = prepare(cfg);
   const r = native.xenBuildPvDomain(build);
   if (!r.ok) throw buildError(cfg, r);
-  return attach(native, cfg, r);
+  return takeOver(native, cfg, r);
 }
 
 /**
@@ -332,8 +336,19 @@ export async function createPvDomainAsync(cfg: PvDomainConfig, opts: { signal?: 
       destroyDomain(r.domid);
     } catch (err) {
       throw new XenDomainBuildError('create', 0, `aborted, and the domain ${r.domid} built meanwhile could not be destroyed: ${(err as Error).message}`, { cause: err });
+    } finally {
+      native.xenBuildHandedOver(r.domid);
     }
     throw opts.signal.reason;
   }
-  return attach(native, cfg, r);
+  return takeOver(native, cfg, r);
+}
+
+/** attach(), after which the domain is ours (a PvDomain) or gone: the exit-time cleanup lets go of it. */
+function takeOver(native: NativeBuild, cfg: PvDomainConfig, r: NativeBuilt): PvDomain {
+  try {
+    return attach(native, cfg, r);
+  } finally {
+    native.xenBuildHandedOver(r.domid);
+  }
 }

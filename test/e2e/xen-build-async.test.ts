@@ -1,7 +1,8 @@
 // createPvDomainAsync in the Xen test host: libxenguest's build runs on the thread pool while the
 // event loop keeps running (timers fire during it; the sync build, measured alongside, blocks them),
 // the domain it returns boots, a failing build leaves no domain and no handle, and an abort while the
-// build runs destroys the domain the build made as soon as it returns.
+// build runs destroys the domain the build made as soon as it returns; a process that exits during a
+// build leaves no domain (the native side destroys it at exit), and one it was handed outlives it.
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -142,4 +143,47 @@ t.test('an abort while the async build runs destroys the domain it made; an abor
   t.equal(r.pre, 'AbortError', 'an already aborted signal rejects with AbortError');
   t.same(r.preDomains, r.before, 'and builds nothing');
   t.equal(r.fdsLeft, 0, 'no handle left');
+});
+
+t.test('a process that exits while a build runs leaves no domain; a domain it was handed outlives it', async (t) => {
+  const kernel = await testKernel('xen');
+  const host = await xenHost(t);
+  if (!host) return;
+  const cfg = { kernel: kernel.vmlinux, initrd: initramfs(host.workdir(t)), cmdline: 'console=hvc0', memoryMiB: 64, vcpus: 1, name: 'bulkhead-async-exit' };
+  // process.exit() as soon as the second build's domain shows in Xen's list (libxenguest is still
+  // loading the kernel on the thread pool): nothing in JavaScript gets to clean up.
+  const r = await inDom0<{ before: number[]; kept: number; halfBuilt: number[]; settled: boolean }>(
+    host,
+    `const cfg = ${JSON.stringify(cfg)};
+     const ids = () => xen.xenHostInfo().domains.map((d) => d.domid);
+     const before = ids();
+     const kept = await xen.createPvDomainAsync({ ...cfg, name: 'bulkhead-async-kept' });
+     let settled = false;
+     xen.createPvDomainAsync(cfg).then(() => (settled = true), () => (settled = true));
+     await new Promise(() => {
+       const poll = setInterval(() => {
+         const halfBuilt = ids().filter((id) => !before.includes(id) && id !== kept.domid);
+         if (!halfBuilt.length) return;
+         process.stdout.write(JSON.stringify({ ok: true, value: { before, kept: kept.domid, halfBuilt, settled } }));
+         process.exit(0);
+       }, 2);
+     });`,
+  );
+  t.equal(r.halfBuilt.length, 1, `the process exited while the half-built domain ${r.halfBuilt[0]} existed`);
+  t.equal(r.settled, false, 'and before its build returned');
+  const after = await inDom0<{ ids: number[] }>(
+    host,
+    `const list = () => xen.xenHostInfo().domains.map((d) => d.domid);
+     // A domain destroyed while the builder still mapped its pages lingers until the process's
+     // mappings went with it: give Xen a moment to reap it.
+     for (let i = 0; i < 50 && list().includes(${r.halfBuilt[0]}); i++) await new Promise((r) => setTimeout(r, 100));
+     const ids = list();
+     if (ids.includes(${r.kept})) xen.destroyDomain(${r.kept});
+     const xs = xen.XenStore.open();
+     try { xs.rm('/local/domain/${r.kept}'); } finally { xs.close(); }
+     return { ids };`,
+  );
+  t.notOk(after.ids.includes(r.halfBuilt[0]!), 'the half-built domain was destroyed at exit');
+  t.ok(after.ids.includes(r.kept), 'the domain the process had been handed is still there after it exited');
+  t.same(after.ids.filter((id) => id !== r.kept).sort(), [...r.before].sort(), 'nothing else is left');
 });
