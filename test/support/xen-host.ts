@@ -10,7 +10,8 @@
 // boots its own. Skips are only for a machine without qemu-system-x86_64: a host that fails to boot
 // (or packages that cannot be fetched) is a failed test, with the reason.
 import tap, { type Test } from 'tap';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ensureKeeper, SharedEmulatedHost, type HostSession } from '../../src/host/emulated';
@@ -25,6 +26,8 @@ export interface XenTestHost {
   workdir(t: Test): string;
   /** True when this host is shared by the whole test run (a keeper). */
   readonly shared: boolean;
+  /** The directory seen at the same path inside and outside (workdir()s are made in it). */
+  readonly exchange: string;
 }
 
 /** The keeper directory of the run's Xen host (a `host-` name, so scripts/test.js stops it). */
@@ -45,6 +48,7 @@ export async function xenHost(t: Test): Promise<XenTestHost | undefined> {
   return {
     session,
     shared,
+    exchange,
     workdir(test: Test): string {
       const dir = mkdtempSync(path.join(exchange, 'xen-'));
       test.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -83,13 +87,32 @@ export async function inDom0<T>(host: XenTestHost, body: string): Promise<T> {
     `  (v) => process.stdout.write(JSON.stringify({ ok: true, value: v === undefined ? null : v })),`,
     `  (e) => process.stdout.write(JSON.stringify({ ok: false, name: e.name, code: e.code, message: e.message, missing: e.missing })));`,
   ].join('\n');
-  const r = await host.session.runNode(['-e', script]);
+  // A node that crashes in dom0 leaves its core in the exchange dir, and the host's gdb puts the
+  // backtrace in the error (dom0 runs this host's node and addon over 9p, so the symbols match).
+  const corePattern = path.join(host.exchange, 'core.%p');
+  const started = Date.now();
+  const r = await host.session.run(['sh', '-c', `ulimit -c unlimited; echo '${corePattern}' > /proc/sys/kernel/core_pattern; exec "$0" "$@"`, process.execPath, '-e', script]);
+  if (r.signal) throw new Error(`node in dom0 was killed by ${r.signal} after ${r.durationMs} ms:\n${r.stdout}\n${r.stderr}\n${backtraces(host.exchange, started)}`);
   let out: { ok: true; value: T } | { ok: false; name: string; code: string; message: string; missing?: string[] };
   try {
     out = JSON.parse(r.stdout);
   } catch {
-    throw new Error(`node in dom0 exited ${r.exitCode} without a result:\n${r.stdout}\n${r.stderr}`);
+    throw new Error(`node in dom0 exited ${r.exitCode}${r.timedOut ? ' (timed out)' : ''} after ${r.durationMs} ms without a result:\n${r.stdout}\n${r.stderr}`);
   }
   if (!out.ok) throw Object.assign(new Error(out.message), { name: out.name, code: out.code, missing: out.missing });
   return out.value;
+}
+
+/** gdb's backtrace of every core written since `since` (each core is removed: they are large). */
+function backtraces(dir: string, since: number): string {
+  const cores = readdirSync(dir).filter((f) => f.startsWith('core.') && statSync(path.join(dir, f)).mtimeMs >= since - 1000);
+  if (cores.length === 0) return 'no core was written';
+  return cores
+    .map((f) => {
+      const core = path.join(dir, f);
+      const gdb = spawnSync('gdb', ['-batch', '-nx', '-ex', 'info threads', '-ex', 'bt 16', process.execPath, core], { encoding: 'utf8', timeout: 120_000 });
+      rmSync(core, { force: true });
+      return `${f}:\n${gdb.error ? `gdb: ${gdb.error.message}` : gdb.stdout.split('\n').filter((l) => /^#|^\*|^  \d|signal/.test(l)).slice(0, 60).join('\n')}`;
+    })
+    .join('\n');
 }
