@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { AbortedError, BulkheadError } from '../errors';
 import { resolveImage, type ImageArtifact } from '../image';
 import { buildKernel } from '../kernel';
-import { AgentClient, DEFAULT_LIVENESS, watchAgentLiveness, type LivenessSettings } from './agent';
+import { AgentClient, livenessSettings, watchAgentLiveness, type LivenessSettings } from './agent';
 import { ZoneStartError } from './errors';
 import { planLaunch, type LaunchPlan } from './launch';
 import { ZoneLog } from './log';
@@ -99,6 +99,7 @@ export class LocalZone extends Zone {
 
   static override async create(spec: ZoneSpec, opts: LocalCreateOptions = {}): Promise<LocalZone> {
     const validated = validateZoneSpec(spec, { hostMemoryMiB: Math.floor(os.totalmem() / 1024 / 1024), hostCpus: os.availableParallelism() });
+    if (opts.agentLiveness !== false) opts = { ...opts, agentLiveness: livenessSettings(opts.agentLiveness) };
     const zone = new LocalZone(validated);
     try {
       await zone.start(spec.signal, opts);
@@ -198,7 +199,7 @@ export class LocalZone extends Zone {
     }
     void this.agent.closed.then((why) => this.onAgentLost(why));
     if (opts.agentLiveness !== false) {
-      this.stopLiveness = watchAgentLiveness(this.agent, (ms) => this.onAgentSilent(ms), { ...DEFAULT_LIVENESS, ...opts.agentLiveness });
+      this.stopLiveness = watchAgentLiveness(this.agent, (ms) => this.onAgentSilent(ms), livenessSettings(opts.agentLiveness));
     }
     this.log.add('agent', `agent ${this.agent.info.agentVersion} (pid ${this.agent.info.agentPid}) answered`);
     const agentConnected = performance.now();

@@ -2,7 +2,9 @@
 // this host (stopped with SIGSTOP, as a hung guest looks from the host), and its clock rules.
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { watchAgentLiveness, type LivenessSettings } from '../../src/zone/agent';
+import { InvalidConfigError } from '../../src/errors';
+import { livenessSettings, watchAgentLiveness, type LivenessSettings } from '../../src/zone/agent';
+import { LocalZone } from '../../src/zone/local';
 import { agentPidOf, haveUnshare, startLocalAgent } from './fixtures/local-agent';
 
 t.setTimeout(120_000);
@@ -82,4 +84,19 @@ t.test('the clock: pings, a closed session, a stop, and a late tick', async (t) 
   t.equal(starvedCalls, 0, 'silence while this process was not running is not held against the agent');
   await sleep(1_500);
   t.equal(starvedCalls, 1, 'the silence after it is');
+});
+
+t.test('settings: defaults, overrides, and typed errors for bad ones (before any zone is made)', async (t) => {
+  t.same(livenessSettings(), { pingAfterMs: 10_000, failAfterMs: 60_000, tickMs: 2_000 }, 'the defaults');
+  t.same(livenessSettings({ failAfterMs: 120_000 }), { pingAfterMs: 10_000, failAfterMs: 120_000, tickMs: 2_000 }, 'one field overridden');
+  const bad: Array<[Partial<LivenessSettings>, string]> = [
+    [{ failAfterMs: 0 }, 'agentLiveness.failAfterMs'],
+    [{ tickMs: Number.NaN }, 'agentLiveness.tickMs'],
+    [{ pingAfterMs: '5' as unknown as number }, 'agentLiveness.pingAfterMs'],
+    [{ pingAfterMs: 60_000 }, 'agentLiveness.pingAfterMs'],
+  ];
+  for (const [given, field] of bad) {
+    t.throws(() => livenessSettings(given), { name: 'InvalidConfigError', field }, `${JSON.stringify(given)}: ${field}`);
+  }
+  await t.rejects(LocalZone.create({ image: 'busybox', memoryMiB: 64 }, { agentLiveness: { failAfterMs: -1 } }), InvalidConfigError, 'Zone creation refuses them up front');
 });

@@ -8,7 +8,7 @@ export { EventSubscription } from './requests';
 export { AgentSession, type ConnectOptions } from './session';
 export { AgentDisconnectedError, AgentProtocolError, AgentRequestError, type AgentErrorKind } from './errors';
 export { agentBinary, agentArtifact } from './binary';
-export { watchAgentLiveness, DEFAULT_LIVENESS, type LivenessSettings } from './liveness';
+export { watchAgentLiveness, livenessSettings, DEFAULT_LIVENESS, type LivenessSettings } from './liveness';
 export {
   PROTOCOL_VERSION,
   type DirEntry,

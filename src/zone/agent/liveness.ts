@@ -7,6 +7,7 @@
  * out; after `failAfterMs` of silence the agent is declared gone. A tick that comes far too late
  * means this process itself was stopped or starved, so the silence is ours and the clock restarts.
  */
+import { InvalidConfigError } from '../../errors';
 
 export interface LivenessSettings {
   /** Silence after which the agent is pinged (default 10 s). */
@@ -18,6 +19,19 @@ export interface LivenessSettings {
 }
 
 export const DEFAULT_LIVENESS: LivenessSettings = { pingAfterMs: 10_000, failAfterMs: 60_000, tickMs: 2_000 };
+
+/** The defaults with `given` laid over them, checked: InvalidConfigError names a bad field. */
+export function livenessSettings(given: Partial<LivenessSettings> = {}): LivenessSettings {
+  const s = { ...DEFAULT_LIVENESS, ...given };
+  for (const key of ['pingAfterMs', 'failAfterMs', 'tickMs'] as const) {
+    const v = s[key];
+    if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new InvalidConfigError(`agentLiveness.${key}`, v, 'a positive number of milliseconds');
+  }
+  if (s.pingAfterMs >= s.failAfterMs) {
+    throw new InvalidConfigError('agentLiveness.pingAfterMs', s.pingAfterMs, `less than failAfterMs (${s.failAfterMs}): the ping goes out before the agent is declared gone`);
+  }
+  return s;
+}
 
 /** What the watch needs of a session (AgentClient has it). */
 export interface Pingable {
