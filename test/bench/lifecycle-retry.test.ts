@@ -12,9 +12,9 @@ import { runLifecycle } from '../../src/bench/lifecycle/run';
 import type { LifecycleSandbox } from '../../src/bench/lifecycle/sandbox';
 import type { SandboxKind } from '../../src/bench/lifecycle/types';
 
-/** A sandbox whose exec takes `ms` and throws on the listed calls (1-based). */
-function flaky(kind: SandboxKind, failOnCalls: number[], canRecover = true) {
-  const state = { calls: 0, recovered: 0 };
+/** A sandbox whose exec throws on the listed calls (1-based), and never answers on the `hangOnCalls`. */
+function flaky(kind: SandboxKind, failOnCalls: number[], canRecover = true, hangOnCalls: number[] = []) {
+  const state = { calls: 0, recovered: 0, abandoned: 0 };
   const s: LifecycleSandbox = {
     kind,
     probe: async () => ({ available: true }),
@@ -22,10 +22,18 @@ function flaky(kind: SandboxKind, failOnCalls: number[], canRecover = true) {
     execTrue: async () => {
       state.calls++;
       if (failOnCalls.includes(state.calls)) throw new Error(`lost at call ${state.calls}`);
+      if (hangOnCalls.includes(state.calls)) await new Promise(() => undefined);
       return 10;
     },
     cleanup: async () => undefined,
-    ...(canRecover ? { recover: async () => void state.recovered++ } : {}),
+    ...(canRecover
+      ? {
+          recover: async (after: { abandoned: boolean }) => {
+            state.recovered++;
+            if (after.abandoned) state.abandoned++;
+          },
+        }
+      : {}),
   };
   return { s, state };
 }
@@ -60,4 +68,19 @@ t.test('lost twice, or lost by a sandbox that cannot recover: that sandbox fails
   t.equal(status('runc')?.status, 'ok');
   t.equal(r.figures.find((f) => f.id === 'exec_true')?.bySandbox.runc?.n, 10);
   t.equal(r.figures.find((f) => f.id === 'exec_true')?.bySandbox.zone, undefined, 'a failed sandbox has no figures');
+});
+
+t.test('a figure call that outlives its deadline loses its round, logged; the rerun starts from an abandoning recover()', async (t) => {
+  const zone = flaky('zone', [], true, [3]);
+  const lines: string[] = [];
+  const r = await runLifecycle({ rounds: 2, warmups: 0, densities: [1], seed: 3, sandboxes: [zone.s], figureDeadlineMs: 300, log: (m) => lines.push(m) });
+  t.equal(r.sandboxes[0]?.status, 'ok');
+  t.equal(zone.state.abandoned, 1, 'recover() was told the lost round was abandoned');
+  t.match(r.retried[0]?.reason, /zone: exec true took longer than 300 ms \(its deadline\); the round is lost/);
+  t.equal(r.figures.find((f) => f.id === 'exec_true')?.bySandbox.zone?.n, 10, 'both rounds counted in full');
+  t.ok(lines.some((l) => /^zone: round 1\/2: exec round trip \(`true`\): 10\.0 ms$/.test(l)), `each value is logged as it comes:\n${lines.join('\n')}`);
+});
+
+t.test('figureDeadlineMs must be a positive integer', async (t) => {
+  await t.rejects(runLifecycle({ sandboxes: [], figureDeadlineMs: 0 }), { code: 'INVALID_CONFIG', message: /figureDeadlineMs: 0; allowed: a positive integer/ });
 });

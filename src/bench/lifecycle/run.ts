@@ -19,7 +19,7 @@ import { evaluateGoals } from './goals';
 import { runLifecycleInEmulatedHost } from './nested';
 import type { LifecycleSandbox } from './sandbox';
 import { MIB } from './sandbox';
-import type { LifecycleFigure, LifecycleResults, SandboxKind, SandboxOutcome, VirtualizationMode } from './types';
+import type { FigureDef, LifecycleFigure, LifecycleResults, SandboxKind, SandboxOutcome, VirtualizationMode } from './types';
 import { LIFECYCLE_ZONE_MEMORY_MIB, ZoneSandbox } from './zone-sandbox';
 
 export const DEFAULT_STREAM_BYTES = 256 * MIB;
@@ -27,6 +27,20 @@ export const DEFAULT_DENSITIES: readonly number[] = [1, 4, 16];
 export const DEFAULT_ROUNDS = 5;
 /** exec round trips per round (each one a sample). */
 const EXEC_SAMPLES = 5;
+
+/**
+ * How long one call of a figure may take before its round counts as lost, sized for a loaded TCG
+ * host (where a zone's start is ~10 s and a 256 MiB stream about a minute): a hung call would
+ * otherwise hold the whole run (a zone round once printed nothing for 21 minutes).
+ */
+export const FIGURE_DEADLINES_MS = {
+  startEcho: 5 * 60_000,
+  execTrue: 2 * 60_000,
+  streamCat: 15 * 60_000,
+  pipeInside: 30 * 60_000,
+  idleMemory: 2 * 60_000,
+  density: (n: number) => 5 * 60_000 + n * 60_000,
+};
 
 export interface LifecycleOptions {
   /** Counted rounds (default 5), after one warm-up. */
@@ -43,6 +57,8 @@ export interface LifecycleOptions {
   readonly log?: (message: string) => void;
   /** Ready-made sandboxes (tests); default zone, docker, runc. */
   readonly sandboxes?: readonly LifecycleSandbox[];
+  /** One deadline for every figure call instead of FIGURE_DEADLINES_MS (tests). */
+  readonly figureDeadlineMs?: number;
 }
 
 interface Settings {
@@ -53,6 +69,7 @@ interface Settings {
   seed: number;
   signal?: AbortSignal;
   log: (m: string) => void;
+  figureDeadlineMs?: number;
 }
 
 function validate(o: LifecycleOptions): Settings {
@@ -67,7 +84,9 @@ function validate(o: LifecycleOptions): Settings {
   if (!Number.isInteger(streamBytes) || streamBytes < 1) throw bad('streamBytes', streamBytes, 'an integer number of bytes >= 1');
   if (densities.length === 0 || densities.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw bad('densities', densities, 'integers in 1..64');
   if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw bad('seed', seed, 'an integer in [0, 2^32)');
-  return { rounds, warmups, streamBytes, densities, seed, signal: o.signal, log: o.log ?? (() => undefined) };
+  const deadline = o.figureDeadlineMs;
+  if (deadline !== undefined && !(Number.isInteger(deadline) && deadline > 0)) throw bad('figureDeadlineMs', deadline, 'a positive integer number of milliseconds');
+  return { rounds, warmups, streamBytes, densities, seed, signal: o.signal, log: o.log ?? (() => undefined), ...(deadline !== undefined ? { figureDeadlineMs: deadline } : {}) };
 }
 
 export async function runLifecycle(options: LifecycleOptions = {}): Promise<LifecycleResults> {
@@ -96,27 +115,33 @@ export async function runLifecycle(options: LifecycleOptions = {}): Promise<Life
     perKind.set(kind, [...(perKind.get(kind) ?? []), value]);
   };
   /** One round of every figure `s` has; samples land in `round` (kept only if the whole round succeeds). */
-  const measureRound = async (s: LifecycleSandbox, warmup: boolean, round: RoundSamples) => {
-    const keep = (figure: string, value: number) => !warmup && round.values.push([figure, value]);
+  const measureRound = async (s: LifecycleSandbox, label: string, warmup: boolean, round: RoundSamples) => {
+    // Each figure's value is logged as it comes, so a slow or stuck run shows where it is.
+    const keep = (def: FigureDef, value: number) => {
+      settings.log(`${s.kind}: ${label}: ${def.title}: ${formatValue(value, def.unit)}`);
+      if (!warmup) round.values.push([def.id, value]);
+    };
+    const timed = <T>(call: string, deadlineMs: number, run: () => Promise<T>) =>
+      withDeadline(run(), settings.figureDeadlineMs ?? deadlineMs, `${s.kind}: ${call}`);
     if (s.startEcho) {
-      const r = await s.startEcho();
-      keep(START_ECHO.id, r.ms);
+      const r = await timed('start → echo', FIGURE_DEADLINES_MS.startEcho, () => s.startEcho!());
+      keep(START_ECHO, r.ms);
       if (!warmup) round.split.push(r.split ?? {});
     }
-    if (s.execTrue) for (let i = 0; i < EXEC_SAMPLES; i++) keep(EXEC_TRUE.id, await s.execTrue());
-    if (s.streamCat) keep(STREAM_CAT.id, await s.streamCat(settings.streamBytes));
-    if (s.pipeInside) keep(PIPE_INSIDE.id, await s.pipeInside(settings.streamBytes));
+    if (s.execTrue) for (let i = 0; i < EXEC_SAMPLES; i++) keep(EXEC_TRUE, await timed('exec true', FIGURE_DEADLINES_MS.execTrue, () => s.execTrue!()));
+    if (s.streamCat) keep(STREAM_CAT, await timed('stream through cat', FIGURE_DEADLINES_MS.streamCat, () => s.streamCat!(settings.streamBytes)));
+    if (s.pipeInside) keep(PIPE_INSIDE, await timed('pipe inside', FIGURE_DEADLINES_MS.pipeInside, () => s.pipeInside!(settings.streamBytes)));
     if (s.idleMemory) {
-      const m = await s.idleMemory();
-      keep(IDLE_MEMORY.id, m.mib);
+      const m = await timed('idle memory', FIGURE_DEADLINES_MS.idleMemory, () => s.idleMemory!());
+      keep(IDLE_MEMORY, m.mib);
       if (!warmup && m.guestTouchedMiB !== undefined) round.idle.push([m.mib, m.guestTouchedMiB]);
     }
     if (s.density) {
       for (const n of settings.densities) {
         throwIfAborted(settings.signal);
-        const d = await s.density(n);
-        keep(densityTime(n).id, d.ms);
-        keep(densityMemory(n).id, d.mib);
+        const d = await timed(`density ${n}`, FIGURE_DEADLINES_MS.density(n), () => s.density!(n));
+        keep(densityTime(n), d.ms);
+        keep(densityMemory(n), d.mib);
       }
     }
   };
@@ -152,11 +177,12 @@ export async function runLifecycle(options: LifecycleOptions = {}): Promise<Life
       // A lost round (under TCG a zone now and then dies of the nested-SVM flake) is run once more
       // from a recovered sandbox, recorded in `retried`; a second loss fails the sandbox for the run.
       let round: RoundSamples | undefined;
+      let lostToDeadline = false;
       for (let attempt = 1; attempt <= 2 && !round; attempt++) {
         const r: RoundSamples = { values: [], split: [], idle: [] };
         try {
-          if (attempt === 2) await s.recover?.();
-          await measureRound(s, slot.warmup, r);
+          if (attempt === 2) await s.recover?.({ abandoned: lostToDeadline });
+          await measureRound(s, label, slot.warmup, r);
           round = r;
         } catch (err) {
           throwIfAborted(settings.signal);
@@ -164,6 +190,7 @@ export async function runLifecycle(options: LifecycleOptions = {}): Promise<Life
             fail(outcome, `${label} failed${attempt === 2 ? ' twice' : ''}: ${messageOf(err)}`, settings.log);
             break;
           }
+          lostToDeadline = err instanceof FigureDeadlineError;
           const reason = messageOf(err).replace(/\s+/g, ' ').slice(0, 300);
           retried.push({ round: slot.round, kind: s.kind, reason });
           settings.log(`${s.kind}: ${label} lost (${reason}); running it once more`);
@@ -216,6 +243,26 @@ interface RoundSamples {
   values: [figure: string, value: number][];
   split: Record<string, number>[];
   idle: [rssMiB: number, guestTouchedMiB: number][];
+}
+
+/** A figure call that outlived its deadline: its round is lost, and what the call left running is abandoned. */
+class FigureDeadlineError extends BulkheadError {
+  constructor(what: string, ms: number) {
+    super('BENCH_FAILED', `${what} took longer than ${ms < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`} (its deadline); the round is lost`);
+  }
+}
+
+function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new FigureDeadlineError(what, ms)), ms);
+  });
+  work.catch(() => undefined); // an abandoned call may still fail later
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
+}
+
+function formatValue(value: number, unit: string): string {
+  return `${value >= 100 ? value.toFixed(0) : value.toPrecision(3)} ${unit}`;
 }
 
 function fail(outcome: SandboxOutcome, reason: string, log: (m: string) => void): void {

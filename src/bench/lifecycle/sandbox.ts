@@ -36,8 +36,12 @@ export interface LifecycleSandbox {
   idleMemory?(): Promise<{ mib: number; guestTouchedMiB?: number }>;
   /** `n` sandboxes started at once, until each has answered an `echo`; then the memory they hold. */
   density?(n: number): Promise<{ ms: number; mib: number }>;
-  /** After a lost round: replace whatever the round left broken (a dead long-lived sandbox) before it runs again. */
-  recover?(): Promise<void>;
+  /**
+   * After a lost round: replace whatever the round left broken (a dead long-lived sandbox) before it
+   * runs again. `abandoned`: the round outlived a figure's deadline, so what it left may still be
+   * running (a hung exec, a start that never ended) and is to be removed, the long-lived one included.
+   */
+  recover?(after: { abandoned: boolean }): Promise<void>;
   /** Removes everything prepare() and the figures made. Safe to call twice and after a failed prepare. */
   cleanup(): Promise<void>;
 }

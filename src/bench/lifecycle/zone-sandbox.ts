@@ -116,11 +116,15 @@ export class ZoneSandbox implements LifecycleSandbox {
     }
   }
 
-  /** A long-lived zone that died (nested SVM under TCG loses one now and then) is replaced by a fresh one. */
-  async recover(): Promise<void> {
+  /**
+   * A long-lived zone that died (nested SVM under TCG loses one now and then) is replaced by a fresh
+   * one; after a deadline every zone held goes first, since a hung call may still hold them.
+   */
+  async recover(after: { abandoned: boolean }): Promise<void> {
     const old = this.sandbox;
-    if (old && old.state === 'running') return;
-    if (old) await this.remove(old);
+    if (after.abandoned) await this.cleanup();
+    else if (old && old.state === 'running') return;
+    else if (old) await this.remove(old);
     this.rssBefore = process.memoryUsage.rss();
     this.sandbox = await this.create();
     this.context?.log(`zone: sandbox zone replaced by ${this.sandbox.name}`);
