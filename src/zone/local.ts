@@ -99,10 +99,11 @@ export class LocalZone extends Zone {
 
   static override async create(spec: ZoneSpec, opts: LocalCreateOptions = {}): Promise<LocalZone> {
     const validated = validateZoneSpec(spec, { hostMemoryMiB: Math.floor(os.totalmem() / 1024 / 1024), hostCpus: os.availableParallelism() });
-    if (opts.agentLiveness !== false) opts = { ...opts, agentLiveness: livenessSettings(opts.agentLiveness) };
+    // Checked before anything starts; a bad setting is the caller's error, not a failed zone.
+    const liveness = opts.agentLiveness === false ? false : livenessSettings(opts.agentLiveness);
     const zone = new LocalZone(validated);
     try {
-      await zone.start(spec.signal, opts);
+      await zone.start(spec.signal, opts, liveness);
       return zone;
     } catch (err) {
       await zone.destroy();
@@ -125,7 +126,7 @@ export class LocalZone extends Zone {
     return path.join(this.stateDir, 'vsock.sock');
   }
 
-  private async start(signal: AbortSignal | undefined, opts: LocalCreateOptions): Promise<void> {
+  private async start(signal: AbortSignal | undefined, opts: LocalCreateOptions, liveness: LivenessSettings | false): Promise<void> {
     const progress = (line: string) => {
       this.log.add('zone', line);
       opts.onProgress?.(line);
@@ -198,9 +199,7 @@ export class LocalZone extends Zone {
       throw new ZoneStartError('agent', `the zone's agent refused the session: ${(err as Error).message}`, this.log.consoleTail(), { cause: err });
     }
     void this.agent.closed.then((why) => this.onAgentLost(why));
-    if (opts.agentLiveness !== false) {
-      this.stopLiveness = watchAgentLiveness(this.agent, (ms) => this.onAgentSilent(ms), livenessSettings(opts.agentLiveness));
-    }
+    if (liveness) this.stopLiveness = watchAgentLiveness(this.agent, (ms) => this.onAgentSilent(ms), liveness);
     this.log.add('agent', `agent ${this.agent.info.agentVersion} (pid ${this.agent.info.agentPid}) answered`);
     const agentConnected = performance.now();
 
