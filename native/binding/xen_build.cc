@@ -88,17 +88,6 @@ Napi::Object OutcomeToJs(Napi::Env env, const BuildOutcome &b) {
     return out;
 }
 
-// A built domain that JavaScript can no longer receive (the environment is going away) is destroyed
-// here: nobody else knows its id.
-void DestroyOrphan(uint32_t domid) {
-    char err[BH_XEN_ERR_LEN] = "";
-    bh_xen_host *host = nullptr;
-    if (bh_xen_host_open(&host, err) < 0) return;
-    bh_xen_host_domain_op(host, domid, BH_XEN_DOMAIN_DESTROY, err);
-    bh_xen_host_close(host);
-    bh_xen_unfinished_done(domid);
-}
-
 class BuildWorker : public Napi::AsyncWorker {
   public:
     BuildWorker(Napi::Env env, BuildArgs args) : Napi::AsyncWorker(env, "bulkhead:xen-build"), args_(std::move(args)), deferred_(env) {}
@@ -109,7 +98,9 @@ class BuildWorker : public Napi::AsyncWorker {
     void OnOK() override {
         Napi::Env env = Env();
         if (!CanCallJs(env)) {
-            if (outcome_.rc >= 0) DestroyOrphan(outcome_.result.domid);
+            // A built domain JavaScript can no longer receive (the environment is going away): nobody
+            // else knows its id.
+            if (outcome_.rc >= 0) bh_xen_unfinished_destroy(outcome_.result.domid);
             return;
         }
         deferred_.Resolve(OutcomeToJs(env, outcome_));

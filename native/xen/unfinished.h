@@ -12,5 +12,7 @@
 void bh_xen_unfinished_add(uint32_t domid);
 /* The caller owns domid now, or it is gone: the exit handler leaves it alone. */
 void bh_xen_unfinished_done(uint32_t domid);
+/* Destroys domid now (a build whose caller went away before it could take it), and marks it done. */
+void bh_xen_unfinished_destroy(uint32_t domid);
 
 #endif
