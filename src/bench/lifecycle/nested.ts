@@ -7,6 +7,9 @@ import { BulkheadError } from '../../errors';
 import { prepareZoneArtifacts, withEmulatedHost } from '../runners/emulated-host';
 import type { LifecycleResults } from './types';
 
+/** What one round (every sandbox) may take inside before the whole run is given up; a TCG round takes ~5-15 min. */
+const ROUND_BACKSTOP_MS = 30 * 60_000;
+
 export interface NestedLifecycleSettings {
   readonly rounds: number;
   readonly warmups: number;
@@ -25,7 +28,8 @@ export async function runLifecycleInEmulatedHost(s: NestedLifecycleSettings): Pr
       '--runs', String(s.rounds), '--warmups', String(s.warmups), '--seed', String(s.seed),
       '--stream-bytes', String(s.streamBytes), '--densities', s.densities.join(','),
     ];
-    const r = await host.run(args);
+    // A backstop only: inside, every figure call has its own deadline (FIGURE_DEADLINES_MS).
+    const r = await host.run(args, { timeoutMs: (s.rounds + s.warmups) * ROUND_BACKSTOP_MS });
     let inner: LifecycleResults;
     try {
       inner = JSON.parse(r.stdout) as LifecycleResults;

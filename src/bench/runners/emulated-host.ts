@@ -133,7 +133,8 @@ export interface NestedHost {
   readonly bootMs: number;
   readonly kernelRelease: string;
   /** `bulkhead ARGS` inside; progress lines are relayed to the log; a nonzero exit or a timeout throws. */
-  run(args: readonly string[]): Promise<{ stdout: string; stderr: string; exitCode: number | null }>;
+  /** `timeoutMs`: how long the harness inside may run (default 60 min). */
+  run(args: readonly string[], opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string; exitCode: number | null }>;
 }
 
 /**
@@ -154,10 +155,10 @@ export async function withEmulatedHost<T>(settings: { signal?: AbortSignal; log:
     return await body({
       bootMs: host.bootMs,
       kernelRelease: host.kernelRelease,
-      async run(args) {
+      async run(args, opts = {}) {
         let pending = '';
         const r = await host.bulkhead(args, {
-          timeoutMs: 60 * 60_000,
+          timeoutMs: opts.timeoutMs ?? 60 * 60_000,
           onStderr: (chunk) => {
             // Relay the inner progress lines, marked, as they come.
             pending += chunk.toString('utf8');
