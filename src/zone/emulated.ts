@@ -52,21 +52,43 @@ export async function createEmulatedZone(spec: ZoneSpec, opts: CreateOptions): P
   const artifact = await resolveImage(validated.image, { signal: spec.signal, onProgress: (e) => progress(`image: ${e.message}`) });
   const kernel = validated.kernel ?? (await buildKernel({ config: 'zone', signal: spec.signal, progress: { onLine: progress } })).vmlinux;
   let server = await serverReady;
-  if (ended(server)) {
-    // The last server ended (its zones with it): new zones get a new one, not its dead socket.
-    progress(`emulated host: the zone server ended (last output: ${server.stderrTail().trim() || 'none'}); starting another`);
+  if (lost(server)) {
+    // The last server ended, or its host did (its zones with it): new zones get a new one, not its dead socket.
+    progress(`emulated host: the zone server ${ended(server) ? 'ended' : 'lost its host'} (last output: ${server.stderrTail().trim() || 'none'}); starting another`);
     forget(server);
     server = await innerServer(progress);
   }
   // Resolved out here; inside, the store (shared live) has it by digest, and resolving again under TCG is slow.
+  const inside: ZoneSpec = { ...spec, imageDigest: artifact.digest, kernel };
   try {
-    return await server.client.create({ ...spec, imageDigest: artifact.digest, kernel });
+    return await server.client.create(inside);
   } catch (err) {
-    if (!ended(server)) throw err;
+    if (!lost(server)) throw err;
     forget(server);
-    const tail = server.stderrTail().trim();
-    throw new ZoneStartError('machine', `the zone server inside the emulated host ended: ${(err as Error).message}${tail ? `; its last output: ${tail}` : ''}`, undefined, { cause: err });
+    const why = lossReason(server, err);
+    if (spec.signal?.aborted) throw new ZoneStartError('machine', why, undefined, { cause: err });
+    // Nested SVM under TCG sometimes takes the emulated host's own kernel down (an oops in L1, not
+    // in the zone). No caller has seen this zone yet, so it starts once more on a fresh host.
+    progress(`emulated host: lost while the zone started (${why}); starting the zone once more on a fresh host`);
+    const fresh = await innerServer(progress);
+    try {
+      return await fresh.client.create(inside);
+    } catch (again) {
+      if (!lost(fresh)) throw again;
+      forget(fresh);
+      throw new ZoneStartError('machine', `the emulated host was lost twice while the zone started: ${why}; then ${lossReason(fresh, again)}`, undefined, { cause: again });
+    }
   }
+}
+
+/** The server inside has ended, or the emulated host under it has gone. */
+function lost(server: InnerServer): boolean {
+  return ended(server) || !server.host.running;
+}
+
+function lossReason(server: InnerServer, err: unknown): string {
+  const tail = server.stderrTail().trim();
+  return `the zone server inside the emulated host ended: ${(err as Error).message}${tail ? `; its last output: ${tail}` : ''}`;
 }
 
 function ended(server: InnerServer): boolean {

@@ -114,6 +114,15 @@ export async function emulatedHost(t: Test): Promise<TestHost | undefined> {
 }
 
 /**
+ * A zone the emulated CPU lost (the nested-SVM-under-TCG flake of test/e2e/fixtures/early-boot-death.ts):
+ * a triple fault, or a guest hung so its agent stopped answering, with no oops, BUG or panic from its
+ * kernel. `why`: the failure or error message; `consoleTail`: the zone console's last lines.
+ */
+export function zoneLostByTcg(why: string, consoleTail = ''): boolean {
+  return /crash: triple-fault|the agent stopped answering/.test(why) && !/Oops|BUG:|Kernel panic/.test(`${why}\n${consoleTail}`);
+}
+
+/**
  * Records that a test retried a guest that died in early boot (the nested-SVM-under-TCG flake), so
  * scripts/test.js can print every retry of the run as a warning in its summary.
  */

@@ -17,7 +17,7 @@ import { ZoneClosedError } from '../../src/zone/errors';
 import type { ZoneSpec } from '../../src/zone/spec';
 import type { ZoneInfo, ZoneState } from '../../src/zone/types';
 import type { Zone } from '../../src/zone/zone';
-import { recordRetry } from './emulated-host';
+import { recordRetry, zoneLostByTcg } from './emulated-host';
 
 export interface ZoneSuiteOptions {
   /** The zones that exist now (Zone.list, or the client's list): a zone gone from it left nothing behind. */
@@ -67,11 +67,7 @@ const BOUNDED = { timeout: 15 * 60_000 };
  * "one zone" scenario's zone that way, after its agent was up).
  */
 function lostByTcg(err: unknown): err is ZoneClosedError {
-  return (
-    err instanceof ZoneClosedError &&
-    /crash: triple-fault/.test(err.exit?.failure ?? '') &&
-    !/Oops|BUG:|Kernel panic/.test(err.exit?.consoleTail ?? '')
-  );
+  return err instanceof ZoneClosedError && zoneLostByTcg(err.exit?.failure ?? '', err.exit?.consoleTail);
 }
 
 /** Runs `body`, and once more, as a counted retry, when it ended because its zone was lost by TCG. */

@@ -6,7 +6,7 @@
 // and the start-up splits at the agent's boot markers.
 import t from 'tap';
 import * as path from 'node:path';
-import { emulatedHost, recordRetry, testKernel } from '../support/emulated-host';
+import { emulatedHost, recordRetry, testKernel, zoneLostByTcg } from '../support/emulated-host';
 
 t.setTimeout(40 * 60_000);
 
@@ -35,8 +35,7 @@ t.test('zones inside the emulated host, in-process', async (t) => {
   // guest that hung, so its agent stopped answering: our reading of a CI run whose leaks scenario
   // sat until its 30 min deadline, when nothing bounded an exec's wait) fails the scenario once, as a counted warning; a second one, or any other
   // failure, fails the test.
-  const lostByTcg = (e: { message: string; consoleTail?: string } | undefined) =>
-    /crash: triple-fault|the agent stopped answering/.test(e?.message ?? '') && !/Oops|BUG:|Kernel panic/.test(`${e?.message}\n${e?.consoleTail ?? ''}`);
+  const lostByTcg = (e: { message: string; consoleTail?: string } | undefined) => zoneLostByTcg(e?.message ?? '', e?.consoleTail);
   const scenario = async (name: string, args: Record<string, unknown> = {}) => {
     let { out, stderr } = await runScenario(name, args);
     if (!out.ok && lostByTcg(out.error)) {
