@@ -4,7 +4,7 @@
 import t from 'tap';
 import { runBenchmark } from '../../src/bench/method/run';
 import { calibratedIterations, MIN_SAMPLE_MS } from '../../src/bench/method/sample-floor';
-import { interleavedSchedule } from '../../src/bench/method/schedule';
+import { interleavedSchedule, scheduledRounds } from '../../src/bench/method/schedule';
 import { runnerLabel } from '../../src/bench/report/format';
 import { renderMarkdown } from '../../src/bench/report';
 import { findTest, iterationsFor } from '../../src/bench/workload';
@@ -22,6 +22,14 @@ t.test('shuffled rounds: same seed, same order; every round holds every runner o
   }
   t.ok(orders.size > 1, `the order changes between rounds (${orders.size} distinct orders in 9 rounds)`);
   t.not(JSON.stringify(interleavedSchedule(ids, 8, 1, 100)), JSON.stringify(one), 'another seed, another schedule');
+});
+
+t.test('the same schedule by round (bench/vmm): labels, warm-ups first, each order the shuffled one', async (t) => {
+  const rounds = scheduledRounds(['ours', 'qemu'], 3, 1, 7);
+  t.same(rounds.map((r) => r.label), ['warm-up 1', 'run 1/3', 'run 2/3', 'run 3/3']);
+  t.same(rounds.map((r) => r.warmup), [true, false, false, false]);
+  const flat = interleavedSchedule(['ours', 'qemu'], 3, 1, 7);
+  t.same(rounds.flatMap((r) => r.order), flat.map((s) => s.runnerId), 'the order is interleavedSchedule\'s, grouped');
 });
 
 t.test('sample floor: a short warm-up raises the iterations, a long one does not', async (t) => {

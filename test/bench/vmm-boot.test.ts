@@ -39,6 +39,7 @@ t.test('one boot of each VMM inside the emulated host: marker time and memory ov
     memoryMiB: 256,
     runs: 1,
     warmups: 0,
+    seed: 1,
     timeoutMs: 120_000,
   };
   const { samples } = await runInner<{ samples: BootSample[]; qemuVersion: string }>(host, 'boot', config, 10 * 60_000);

@@ -32,7 +32,7 @@ t.test('a tiny devices benchmark inside the emulated host', async (t) => {
   const config: DevicesConfig = {
     bhBoot: tools.bhBoot, qemu, peer: tools.vsockPeer, kernel: zone.vmlinux, initrd,
     workDir: `/tmp/bulkhead-devices-bench-test-${process.pid}`,
-    diskMiB: 8, vsockMiB: 2, memoryMiB: 256, runs: 1, warmups: 0, timeoutMs: 180_000,
+    diskMiB: 8, vsockMiB: 2, memoryMiB: 256, runs: 1, warmups: 0, seed: 1, timeoutMs: 180_000,
   };
   const r = await host.run([process.execPath, script, '--inner', 'devices', '--payload', JSON.stringify(config)], { timeoutMs: 25 * 60_000 });
   t.equal(r.exitCode, 0, 'the inner run finished', { stderr: r.stderr.slice(-3000) });

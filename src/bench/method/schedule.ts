@@ -47,3 +47,26 @@ function shuffled<T>(items: readonly T[], random: () => number): T[] {
   }
   return out;
 }
+
+export interface ScheduledRound<T extends string> {
+  readonly round: number;
+  readonly warmup: boolean;
+  /** "warm-up 1", "run 2/5": for progress lines. */
+  readonly label: string;
+  /** Every runner once, in this round's shuffled order. */
+  readonly order: T[];
+}
+
+/** interleavedSchedule() grouped by round, for harnesses that run every runner inside one loop body. */
+export function scheduledRounds<T extends string>(runnerIds: readonly T[], runs: number, warmups: number, seed: number): ScheduledRound<T>[] {
+  const rounds: ScheduledRound<T>[] = [];
+  for (const slot of interleavedSchedule(runnerIds, runs, warmups, seed)) {
+    let r = rounds[slot.round];
+    if (!r) {
+      const label = slot.warmup ? `warm-up ${slot.round + 1}` : `run ${slot.round - warmups + 1}/${runs}`;
+      r = rounds[slot.round] = { round: slot.round, warmup: slot.warmup, label, order: [] };
+    }
+    r.order.push(slot.runnerId as T);
+  }
+  return rounds;
+}

@@ -10,6 +10,7 @@
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import { BulkheadError } from '../../errors';
+import { scheduledRounds } from '../method/schedule';
 import { onInterrupt } from './cleanup';
 import { memoryOverhead, type MemoryOverhead, type VmmKind } from './memory';
 
@@ -23,6 +24,8 @@ export interface BootConfig {
   memoryMiB: number;
   runs: number;
   warmups: number;
+  /** The rounds' order is shuffled from it (method/schedule.ts); recorded with the results. */
+  seed: number;
   timeoutMs: number;
   /** Boot with every device attached (the devices benchmark): each VMM's disk, console (hvc0), rng, vsock. */
   devices?: DeviceArgs;
@@ -157,17 +160,15 @@ async function bootOnceRetryingEarlyFault(c: BootConfig, vmm: VmmKind, log: (m: 
   }
 }
 
-/** Interleaved boots, the order alternating each round; warm-ups first (they fill the page cache). */
+/** Interleaved boots, the order shuffled each round from the seed; warm-ups first (they fill the page cache). */
 export async function runBootBenchmark(c: BootConfig, log: (m: string) => void): Promise<BootSample[]> {
   const samples: BootSample[] = [];
-  for (let round = 0; round < c.warmups + c.runs; round++) {
-    const warmup = round < c.warmups;
-    const order: VmmKind[] = round % 2 === 0 ? ['ours', 'qemu'] : ['qemu', 'ours'];
+  for (const { round, warmup, label, order } of scheduledRounds<VmmKind>(['ours', 'qemu'], c.runs, c.warmups, c.seed)) {
     for (const vmm of order) {
       const s = await bootOnceRetryingEarlyFault(c, vmm, log);
       samples.push({ ...s, round, warmup });
       log(
-        `boot ${warmup ? `warm-up ${round + 1}` : `run ${round - c.warmups + 1}/${c.runs}`} ${vmm}: marker ${s.markerMs.toFixed(0)} ms, ` +
+        `boot ${label} ${vmm}: marker ${s.markerMs.toFixed(0)} ms, ` +
           `RSS ${(s.memory.rssKb / 1024).toFixed(1)} MiB, guest ${(s.memory.guestKb / 1024).toFixed(1)} MiB, overhead ${(s.memory.overheadKb / 1024).toFixed(2)} MiB`,
       );
     }

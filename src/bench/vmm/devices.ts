@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
 import { qemuDeviceArgs, oursDeviceArgs, runBootBenchmark, type BootConfig, type BootSample } from './boot';
+import { scheduledRounds } from '../method/schedule';
 import { onInterrupt } from './cleanup';
 import type { VmmKind } from './memory';
 
@@ -31,6 +32,8 @@ export interface DevicesConfig {
   memoryMiB: number;
   runs: number;
   warmups: number;
+  /** The rounds' order is shuffled from it (method/schedule.ts); recorded with the results. */
+  seed: number;
   timeoutMs: number;
 }
 
@@ -186,14 +189,12 @@ export async function runDevicesBenchmark(c: DevicesConfig, log: (m: string) => 
   makeDisk(disk, c.diskMiB);
   const throughput: ThroughputSample[] = [];
   const kinds: ThroughputKind[] = ['blk', 'vsock-out', 'vsock-in'];
-  for (let round = 0; round < c.warmups + c.runs; round++) {
-    const warmup = round < c.warmups;
-    const order: VmmKind[] = round % 2 === 0 ? ['ours', 'qemu'] : ['qemu', 'ours'];
+  for (const { round, warmup, label, order } of scheduledRounds<VmmKind>(['ours', 'qemu'], c.runs, c.warmups, c.seed)) {
     for (const kind of kinds) {
       for (const vmm of order) {
         const s = await retryOnce(`${vmm} ${kind}`, () => throughputOnce(c, vmm, kind, disk, uds), log);
         throughput.push({ ...s, round, warmup });
-        log(`${kind} ${warmup ? `warm-up ${round + 1}` : `run ${round - c.warmups + 1}/${c.runs}`} ${vmm}: ${s.mibPerS.toFixed(1)} MiB/s (${(s.bytes / (1 << 20)).toFixed(0)} MiB in ${(s.ns / 1e6).toFixed(0)} ms)`);
+        log(`${kind} ${label} ${vmm}: ${s.mibPerS.toFixed(1)} MiB/s (${(s.bytes / (1 << 20)).toFixed(0)} MiB in ${(s.ns / 1e6).toFixed(0)} ms)`);
       }
     }
   }
@@ -208,6 +209,7 @@ export async function runDevicesBenchmark(c: DevicesConfig, log: (m: string) => 
     memoryMiB: c.memoryMiB,
     runs: c.runs,
     warmups: c.warmups,
+    seed: c.seed,
     timeoutMs: c.timeoutMs,
     devices: { disk, vsockUds: uds },
   };

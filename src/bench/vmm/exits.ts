@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { nativeLibrarySources } from './native-sources';
 import { openHypervisor } from '../../kvm';
+import { scheduledRounds } from '../method/schedule';
 import { summarize, type Summary } from '../method/stats';
 import { onInterrupt } from './cleanup';
 import { buildExitGuest, guestSourceDir, withCount } from './guest';
@@ -23,6 +24,8 @@ import { findQemu } from '../../host/emulated/qemu';
 export interface ExitSettings {
   runs: number;
   warmups: number;
+  /** The rounds' order is shuffled from it (method/schedule.ts); recorded with the results. */
+  seed: number;
   n1: number;
   n2: number;
   /** N1/N2 for the JS-handler variant (slower per exit: smaller counts). */
@@ -141,10 +144,7 @@ export async function runExitBenchmark(
     const bhExits = settings.prebuilt?.bhExits ?? buildBhExits(work, log);
     const raw: ExitResults['raw'] = [];
     const samples = { floor: [] as number[], proc: [] as number[], lifeProc: [] as number[], ours: [] as number[], qemu: [] as number[], js: [] as number[], lifeOurs: [] as number[], lifeQemu: [] as number[] };
-    const rounds = settings.warmups + settings.runs;
-    for (let round = 0; round < rounds; round++) {
-      const warmup = round < settings.warmups;
-      const label = warmup ? `warm-up ${round + 1}` : `run ${round - settings.warmups + 1}/${settings.runs}`;
+    for (const { round, warmup, label, order } of scheduledRounds(['ours', 'qemu', 'ours-process', 'floor'] as const, settings.runs, settings.warmups, settings.seed)) {
       const t: Record<string, number> = {};
       const time = async (what: string, fn: () => Promise<number>): Promise<void> => {
         const ns = await fn();
@@ -177,9 +177,9 @@ export async function runExitBenchmark(
         t['floor N2'] = f.ns2;
         raw.push({ round, warmup, what: 'floor N1', ns: f.ns1 }, { round, warmup, what: 'floor N2', ns: f.ns2 });
       };
-      // Alternate the order, so a slow phase of the machine is shared between them.
-      const sides = [oursSide, qemuSide, processSide, floorSide];
-      for (const side of round % 2 === 0 ? sides : [...sides].reverse()) await side();
+      // Shuffled per round, so a slow phase of the machine is shared between them.
+      const sides = { ours: oursSide, qemu: qemuSide, 'ours-process': processSide, floor: floorSide };
+      for (const side of order) await sides[side]();
       const ours = perExitNs(t['ours N1']!, t['ours N2']!, settings.n1, settings.n2);
       const js = perExitNs(t['ours-js N1']!, t['ours-js N2']!, settings.jsN1, settings.jsN2);
       const q = qemu ? perExitNs(t['qemu N1']!, t['qemu N2']!, settings.n1, settings.n2) : undefined;

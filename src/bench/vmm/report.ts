@@ -37,6 +37,8 @@ export interface VmmBenchResults {
   format: 'bulkhead-bench-vmm/1';
   startedAt: string;
   finishedAt: string;
+  /** Each round's order was shuffled from it (`--seed N` repeats it); absent in results written before. */
+  seed?: number;
   host: HostFacts;
   /** Benchmark A on this machine's /dev/kvm, and inside the emulated host (when it could run). */
   exits: { location: 'host' | 'emulated-host'; result?: ExitResults; skipped?: string }[];
@@ -220,7 +222,7 @@ export function renderMarkdown(r: VmmBenchResults): string {
   lines.push('# VMM benchmarks: bulkhead vs QEMU', '');
   lines.push(`Run ${r.startedAt} – ${r.finishedAt} on ${r.host.cpuModel} (${r.host.cpuCount} CPUs), ${r.host.kernel}, node ${r.host.node}.`);
   lines.push(`Host virtualization: **${r.host.virtualization}** — ${r.host.virtualizationDetail}. Load average ${r.host.loadAverageAtStart.join(' / ')} at start, ${(r.host.loadAverageAtEnd ?? []).join(' / ')} at end.`, '');
-  lines.push('Figures are medians [min–max] over the counted rounds; ratio = ours / QEMU (below 1: ours is faster or smaller). “Per round”: the ratio within each interleaved round, median [min–max].', '');
+  lines.push('Figures are medians [min–max] over the counted rounds; ratio = ours / QEMU (below 1: ours is faster or smaller). “Per round”: the ratio within each interleaved round, median [min–max].' + (r.seed !== undefined ? ` Each round's order was shuffled from seed ${r.seed} (\`--seed ${r.seed}\` repeats it).` : ''), '');
 
   lines.push('## A. Exit round trip and VM lifecycle (same guest image: multiboot, CPL3 port-write loop)', '');
   if (r.exits.length === 0) lines.push('Not run (--only).');

@@ -5,7 +5,7 @@
  *   B. boot to the userspace marker and VMM memory overhead, inside the emulated host;
  *   C. the virtio devices (blk read, vsock both ways, boot with every device), inside the emulated host.
  *
- *   node dist/cjs/bench/vmm/run.js [--runs N] [--warmups N] [--json] [--out DIR] [--only exits|boot|devices]
+ *   node dist/cjs/bench/vmm/run.js [--runs N] [--warmups N] [--seed N] [--json] [--out DIR] [--only exits|boot|devices]
  *                                  [--no-emulated] [--quick]
  *
  * Progress goes to stderr; the markdown table (or, with --json, the JSON) to stdout; results.json,
@@ -27,6 +27,7 @@ import { packageRoot } from '../../util/package-root';
 import { buildBhExits, buildFloor, qemuVersion, runExitBenchmark, type ExitResults, type ExitSettings } from './exits';
 import { killQemuChildren } from './qemu';
 import { findQemu } from '../../host/emulated/qemu';
+import { newSeed } from '../method/schedule';
 import { writeBenchOutputs, defaultOutDir } from '../report/outputs';
 import { renderVmmSvg } from './chart';
 import { caveatsFor, goalsFor, renderMarkdown, summarizeBoot, summarizeDevices, type BootResults, type VmmBenchResults } from './report';
@@ -34,6 +35,7 @@ import { caveatsFor, goalsFor, renderMarkdown, summarizeBoot, summarizeDevices, 
 interface Options {
   runs: number;
   warmups: number;
+  seed: number;
   json: boolean;
   out: string;
   only?: 'exits' | 'boot' | 'devices';
@@ -47,7 +49,7 @@ const log = (m: string): void => void process.stderr.write(`[bench:vmm ${new Dat
 
 
 export function parseArgs(argv: readonly string[]): Options {
-  const o: Options = { runs: 5, warmups: 1, json: false, out: defaultOutDir('bench-vmm'), emulated: true, quick: false };
+  const o: Options = { runs: 5, warmups: 1, seed: newSeed(), json: false, out: defaultOutDir('bench-vmm'), emulated: true, quick: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -62,6 +64,10 @@ export function parseArgs(argv: readonly string[]): Options {
     };
     if (a === '--runs') o.runs = int(1);
     else if (a === '--warmups') o.warmups = int(0);
+    else if (a === '--seed') {
+      o.seed = int(0);
+      if (o.seed >= 2 ** 32) throw new BulkheadError('INVALID_CONFIG', `invalid --seed: allowed an integer in [0, 2^32)`);
+    }
     else if (a === '--json') o.json = true;
     else if (a === '--out') o.out = path.resolve(value());
     else if (a === '--only') {
@@ -85,11 +91,11 @@ export function parseArgs(argv: readonly string[]): Options {
  * (QEMU's process start varies by tens of ms here). Exits cost ~15-20 µs on PVM; inside the emulated
  * host each exit is a nested #VMEXIT emulated by TCG, so fewer.
  */
-export function exitSettings(location: 'host' | 'emulated-host', runs: number, warmups: number, quick: boolean): ExitSettings {
+export function exitSettings(location: 'host' | 'emulated-host', runs: number, warmups: number, seed: number, quick: boolean): ExitSettings {
   const scale = quick ? 0.05 : 1;
   const base = location === 'host' ? { n1: 10_000, n2: 110_000, jsN1: 2_000, jsN2: 22_000 } : { n1: 2_000, n2: 42_000, jsN1: 200, jsN2: 2_200 };
   const s = (n: number): number => Math.max(1, Math.round(n * scale));
-  return { runs, warmups, n1: s(base.n1), n2: s(base.n2), jsN1: s(base.jsN1), jsN2: s(base.jsN2) };
+  return { runs, warmups, seed, n1: s(base.n1), n2: s(base.n2), jsN1: s(base.jsN1), jsN2: s(base.jsN2) };
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -130,7 +136,7 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
     if (host.virtualization === 'none') exits.push({ location: 'host', skipped: host.virtualizationDetail });
     else {
       log('A on this host: exits and lifecycle, ours and QEMU interleaved ...');
-      const result = await runExitBenchmark(exitSettings('host', o.runs, o.warmups, o.quick), {
+      const result = await runExitBenchmark(exitSettings('host', o.runs, o.warmups, o.seed, o.quick), {
         virtualization: host.virtualization,
         virtualizationDetail: host.virtualizationDetail,
         log,
@@ -178,7 +184,7 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
       log(`emulated host up in ${emulated.bootMs} ms (kernel ${hostKernel!.info.key}, ${emulated.kernelRelease})`);
       if (wants('exits')) {
         try {
-          const settings = { ...exitSettings('emulated-host', o.runs, o.warmups, o.quick), prebuilt };
+          const settings = { ...exitSettings('emulated-host', o.runs, o.warmups, o.seed, o.quick), prebuilt };
           const result = await runInner<ExitResults>(emulated, 'exits', settings, 30 * 60_000);
           exits.push({ location: 'emulated-host', result });
         } catch (err) {
@@ -197,6 +203,7 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
           memoryMiB: 256,
           runs: o.runs,
           warmups: o.warmups,
+          seed: o.seed,
           timeoutMs: 120_000,
         };
         try {
@@ -230,6 +237,7 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
           memoryMiB: 256,
           runs: o.runs,
           warmups: o.warmups,
+          seed: o.seed,
           timeoutMs: 300_000,
         };
         try {
@@ -261,6 +269,7 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
   const partial = {
     startedAt,
     finishedAt: new Date().toISOString(),
+    seed: o.seed,
     host: { ...host, loadAverageAtEnd: os.loadavg().map((l) => Math.round(l * 100) / 100) },
     exits,
     boot,
