@@ -4,7 +4,8 @@
  * and runc in its kernel), stop it (also when aborted), and label the results with that mode.
  */
 import { BulkheadError } from '../../errors';
-import { prepareZoneArtifacts, withEmulatedHost } from '../runners/emulated-host';
+import { withEmulatedHost } from '../method/emulated-host';
+import { prepareZoneArtifacts } from '../runners/emulated-host';
 import type { LifecycleResults } from './types';
 
 /** What one round (every sandbox) may take inside before the whole run is given up; a TCG round takes ~5-15 min. */
@@ -29,7 +30,7 @@ export async function runLifecycleInEmulatedHost(s: NestedLifecycleSettings): Pr
       '--stream-bytes', String(s.streamBytes), '--densities', s.densities.join(','),
     ];
     // A backstop only: inside, every figure call has its own deadline (FIGURE_DEADLINES_MS).
-    const r = await host.run(args, { timeoutMs: (s.rounds + s.warmups) * ROUND_BACKSTOP_MS });
+    const r = await host.bulkhead(args, { timeoutMs: (s.rounds + s.warmups) * ROUND_BACKSTOP_MS });
     let inner: LifecycleResults;
     try {
       inner = JSON.parse(r.stdout) as LifecycleResults;

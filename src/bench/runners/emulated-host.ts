@@ -11,6 +11,7 @@
  */
 import * as fs from 'node:fs';
 import { BulkheadError } from '../../errors';
+import { withEmulatedHost } from '../method/emulated-host';
 import type { BenchResults } from '../method/results';
 import type { WorkloadGroup, WorkloadResult } from '../workload';
 import { runnerId, type Availability, type BenchRunner, type RunnerName } from './runner';
@@ -51,25 +52,11 @@ export class EmulatedHostRunner implements BenchRunner {
   async cleanup(): Promise<void> {}
 }
 
-interface EmulatedHostModule {
-  EmulatedHost: {
-    start(opts: { bootTimeoutMs?: number; writableDirs?: readonly string[]; signal?: AbortSignal }): Promise<EmulatedHostLike>;
-  };
-}
-
-interface EmulatedHostLike {
-  readonly bootMs: number;
-  readonly kernelRelease: string;
-  bulkhead(args: readonly string[], opts: { timeoutMs?: number; onStderr?: (chunk: Buffer) => void }): Promise<{ exitCode: number | null; stdout: string; stderr: string; timedOut: boolean }>;
-  stop(opts?: { timeoutMs?: number }): Promise<void>;
-}
-
-function loadEmulatedHost(): EmulatedHostModule | undefined {
+function loadEmulatedHost(): { EmulatedHost?: { start?: unknown } } | undefined {
   try {
-    // Loaded lazily: another area's module, and it pulls in QEMU and kernel handling.
+    // Loaded lazily: it pulls in QEMU and kernel handling.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require('../../host/emulated') as Partial<EmulatedHostModule>;
-    return typeof mod.EmulatedHost?.start === 'function' ? (mod as EmulatedHostModule) : undefined;
+    return require('../../host/emulated') as { EmulatedHost?: { start?: unknown } };
   } catch {
     return undefined;
   }
@@ -77,7 +64,7 @@ function loadEmulatedHost(): EmulatedHostModule | undefined {
 
 /** Why the emulated host cannot be used here, or undefined when it can. Changes nothing. */
 export async function emulatedHostUnavailableReason(): Promise<string | undefined> {
-  if (!loadEmulatedHost()) return 'the emulated host (EmulatedHost, src/host/emulated) is not available in this build';
+  if (typeof loadEmulatedHost()?.EmulatedHost?.start !== 'function') return 'the emulated host (EmulatedHost, src/host/emulated) is not available in this build';
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { findKernel } = require('../../kernel') as { findKernel(o: { config: string }): Promise<{ vmlinux?: string } | undefined> };
@@ -112,7 +99,7 @@ export async function runInEmulatedHost(settings: NestedRunSettings): Promise<Ne
   // read-write, so the zone runner in there finds them.
   if (settings.names.includes('zone')) await prepareZoneArtifacts(settings);
   return withEmulatedHost(settings, async (host) => {
-    const r = await host.run([
+    const r = await host.bulkhead([
       'bench', '--where', 'host', '--json', '--out', '/tmp/bulkhead-bench-nested',
       '--runners', settings.names.join(','), '--only', settings.groups.join(','),
       '--runs', String(settings.runs), '--warmups', String(settings.warmups), '--scale', String(settings.scale * EMULATED_HOST_SCALE),
@@ -126,59 +113,6 @@ export async function runInEmulatedHost(settings: NestedRunSettings): Promise<Ne
     }
     return { results, bootMs: host.bootMs, kernelRelease: host.kernelRelease };
   });
-}
-
-/** The emulated host as a nested run sees it: `bulkhead` args in, checked output back. */
-export interface NestedHost {
-  readonly bootMs: number;
-  readonly kernelRelease: string;
-  /** `bulkhead ARGS` inside; progress lines are relayed to the log; a nonzero exit or a timeout throws. */
-  /** `timeoutMs`: how long the harness inside may run (default 60 min). */
-  run(args: readonly string[], opts?: { timeoutMs?: number }): Promise<{ stdout: string; stderr: string; exitCode: number | null }>;
-}
-
-/**
- * One way into the emulated host for every nested run (workload suite, lifecycle): boots it with the
- * cache shared read-write, hands it to `body`, and stops it afterwards, also when `signal` aborts.
- */
-export async function withEmulatedHost<T>(settings: { signal?: AbortSignal; log: (message: string) => void }, body: (host: NestedHost) => Promise<T>): Promise<T> {
-  const mod = loadEmulatedHost();
-  if (!mod) throw new BulkheadError('BENCH_RUNNER_UNAVAILABLE', 'the emulated host is not available in this build');
-  if (settings.signal?.aborted) throw new BulkheadError('BENCH_FAILED', 'aborted');
-  settings.log('emulated host: booting (QEMU TCG) ...');
-  const { cacheRoot } = await import('../../util/cache');
-  const host = await mod.EmulatedHost.start({ bootTimeoutMs: 180_000, writableDirs: [cacheRoot()], signal: settings.signal });
-  const onAbort = (): void => void host.stop({ timeoutMs: 2000 });
-  settings.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    settings.log(`emulated host: up in ${(host.bootMs / 1000).toFixed(1)} s (kernel ${host.kernelRelease}); running the harness inside ...`);
-    return await body({
-      bootMs: host.bootMs,
-      kernelRelease: host.kernelRelease,
-      async run(args, opts = {}) {
-        let pending = '';
-        const r = await host.bulkhead(args, {
-          timeoutMs: opts.timeoutMs ?? 60 * 60_000,
-          onStderr: (chunk) => {
-            // Relay the inner progress lines, marked, as they come.
-            pending += chunk.toString('utf8');
-            const lines = pending.split('\n');
-            pending = lines.pop() ?? '';
-            for (const line of lines) if (line.trim()) settings.log(`[emulated host] ${line.replace(/^bench: /, '')}`);
-          },
-        });
-        if (settings.signal?.aborted) throw new BulkheadError('BENCH_FAILED', 'aborted');
-        if (r.exitCode !== 0 || r.timedOut) {
-          throw new BulkheadError('BENCH_FAILED', `the harness inside the emulated host ${r.timedOut ? 'timed out' : `exited with ${r.exitCode}`}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
-        }
-        return r;
-      },
-    });
-  } finally {
-    settings.signal?.removeEventListener('abort', onAbort);
-    await host.stop({ timeoutMs: 10_000 });
-    settings.log('emulated host: stopped');
-  }
 }
 
 /** The zone kernel and the busybox image, built or taken from the cache before the emulated host boots. */

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { nativeLibrarySources } from './native-sources';
 import { BulkheadError } from '../../errors';
-import type { EmulatedHost } from '../../host/emulated';
+import type { NestedHost } from '../method/emulated-host';
 import { singleInitCpio } from '../../util/cpio';
 import { packageRoot } from '../../util/package-root';
 import { findKernel, listKernels, type KernelArtifacts } from '../../kernel';
@@ -46,22 +46,18 @@ export function writeInitramfs(file: string, init: string): void {
 }
 
 /** Runs this script inside the emulated host with `--inner`, returning its JSON. */
-export async function runInner<T>(host: EmulatedHost, mode: 'exits' | 'boot' | 'devices', payload: unknown, timeoutMs: number): Promise<T> {
+export async function runInner<T>(host: NestedHost, mode: 'exits' | 'boot' | 'devices', payload: unknown, timeoutMs: number): Promise<T> {
   // The compiled entry (also when this module runs from src/ under tap): the emulated host runs node.
   const script = path.join(packageRoot(), 'dist', 'cjs', 'bench', 'vmm', 'run.js');
   if (!fs.existsSync(script)) throw new BulkheadError('BENCH_FAILED', `${script} does not exist: run npm run build:ts first`);
-  let errTail = '';
-  const r = await host.runNode([script, '--inner', mode, '--payload', JSON.stringify(payload)], {
-    timeoutMs,
-    onStderr: (d) => {
-      const text = d.toString();
-      errTail = (errTail + text).slice(-4000);
-      log(text.replace(/^\[bench:vmm/gm, '[bench:vmm @emulated-host'));
-    },
-  });
-  if (r.exitCode !== 0) throw new BulkheadError('BENCH_FAILED', `inner ${mode} failed (${r.timedOut ? 'timed out' : `status ${r.exitCode}`}): ${errTail.slice(-2000)}`);
+  const r = await host.node([script, '--inner', mode, '--payload', JSON.stringify(payload)], { timeoutMs });
   const line = r.stdout.trim().split('\n').pop() ?? '';
   return JSON.parse(line) as T;
+}
+
+/** The inner run's progress lines, marked as from in there (withEmulatedHost's onInnerLine). */
+export function relayInnerLine(line: string): void {
+  log(`${line.replace(/^\[bench:vmm/, '[bench:vmm @emulated-host')}\n`);
 }
 
 /**

@@ -17,12 +17,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BulkheadError } from '../../errors';
-import { EmulatedHost } from '../../host/emulated';
 import { collectHostFacts } from '../host-facts';
 import { runBootBenchmark, type BootConfig } from './boot';
 import { runDevicesBenchmark, type DevicesConfig, type DevicesInnerResult } from './devices';
 import { onInterrupt } from './cleanup';
-import { buildNativeTools, cachedKernel, runInner, writeInitramfs } from './emulated';
+import { buildNativeTools, cachedKernel, relayInnerLine, runInner, writeInitramfs } from './emulated';
+import { withEmulatedHost, type NestedHost } from '../method/emulated-host';
 import { packageRoot } from '../../util/package-root';
 import { buildBhExits, buildFloor, qemuVersion, runExitBenchmark, type ExitResults, type ExitSettings } from './exits';
 import { killQemuChildren } from './qemu';
@@ -165,9 +165,9 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
     if (wants('devices')) devices = { skipped: skipEmulated };
   } else {
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'bulkhead-vmm-bench-'));
-    let emulated: EmulatedHost | undefined;
+    let emulated: NestedHost | undefined;
     const unregister = onInterrupt(async () => {
-      await emulated?.stop({ timeoutMs: 1000 });
+      await emulated?.stop();
       fs.rmSync(work, { recursive: true, force: true });
     });
     try {
@@ -179,88 +179,88 @@ export async function runVmmBenchmarks(o: Options): Promise<VmmBenchResults> {
       writeInitramfs(initrd, tools.init);
       const devicesInitrd = path.join(work, 'devices-initramfs.cpio');
       writeInitramfs(devicesInitrd, tools.devicesInit);
-      log('starting the emulated host (QEMU TCG, nested SVM) ...');
-      emulated = await EmulatedHost.start({ kernel: hostKernel!.vmlinux });
-      log(`emulated host up in ${emulated.bootMs} ms (kernel ${hostKernel!.info.key}, ${emulated.kernelRelease})`);
-      if (wants('exits')) {
-        try {
-          const settings = { ...exitSettings('emulated-host', o.runs, o.warmups, o.seed, o.quick), prebuilt };
-          const result = await runInner<ExitResults>(emulated, 'exits', settings, 30 * 60_000);
-          exits.push({ location: 'emulated-host', result });
-        } catch (err) {
-          log(`A inside the emulated host failed: ${(err as Error).message}`);
-          exits.push({ location: 'emulated-host', skipped: `failed: ${(err as Error).message.slice(0, 500)}` });
+      await withEmulatedHost({ log, kernel: hostKernel!.vmlinux, onInnerLine: relayInnerLine }, async (host) => {
+        emulated = host;
+        log(`emulated host kernel: ${hostKernel!.info.key}`);
+        if (wants('exits')) {
+          try {
+            const settings = { ...exitSettings('emulated-host', o.runs, o.warmups, o.seed, o.quick), prebuilt };
+            const result = await runInner<ExitResults>(emulated, 'exits', settings, 30 * 60_000);
+            exits.push({ location: 'emulated-host', result });
+          } catch (err) {
+            log(`A inside the emulated host failed: ${(err as Error).message}`);
+            exits.push({ location: 'emulated-host', skipped: `failed: ${(err as Error).message.slice(0, 500)}` });
+          }
         }
-      }
-      if (wants('boot')) {
-        const config: BootConfig = {
-          bhBoot: tools.bhBoot,
-          qemu: qemu!,
-          kernel: zoneKernel!.vmlinux,
-          initrd,
-          cmdline: 'console=ttyS0 reboot=t panic=-1',
-          marker: 'BH-INIT',
-          memoryMiB: 256,
-          runs: o.runs,
-          warmups: o.warmups,
-          seed: o.seed,
-          timeoutMs: 120_000,
-        };
-        try {
-          const inner = await runInner<{ samples: BootResults['samples']; qemuVersion: string }>(emulated, 'boot', config, 60 * 60_000);
-          boot = {
-            result: {
-              location: 'emulated-host',
-              virtualization: 'hardware (nested, SVM emulated by TCG)',
-              config: { ...config },
-              qemuVersion: inner.qemuVersion,
-              samples: inner.samples,
-              ...summarizeBoot(inner.samples),
-            },
+        if (wants('boot')) {
+          const config: BootConfig = {
+            bhBoot: tools.bhBoot,
+            qemu: qemu!,
+            kernel: zoneKernel!.vmlinux,
+            initrd,
+            cmdline: 'console=ttyS0 reboot=t panic=-1',
+            marker: 'BH-INIT',
+            memoryMiB: 256,
+            runs: o.runs,
+            warmups: o.warmups,
+            seed: o.seed,
+            timeoutMs: 120_000,
           };
-        } catch (err) {
-          log(`B failed: ${(err as Error).message}`);
-          boot = { skipped: `failed: ${(err as Error).message.slice(0, 500)}` };
+          try {
+            const inner = await runInner<{ samples: BootResults['samples']; qemuVersion: string }>(emulated, 'boot', config, 60 * 60_000);
+            boot = {
+              result: {
+                location: 'emulated-host',
+                virtualization: 'hardware (nested, SVM emulated by TCG)',
+                config: { ...config },
+                qemuVersion: inner.qemuVersion,
+                samples: inner.samples,
+                ...summarizeBoot(inner.samples),
+              },
+            };
+          } catch (err) {
+            log(`B failed: ${(err as Error).message}`);
+            boot = { skipped: `failed: ${(err as Error).message.slice(0, 500)}` };
+          }
         }
-      }
-      if (wants('devices')) {
-        const config: DevicesConfig = {
-          bhBoot: tools.bhBoot,
-          qemu: qemu!,
-          peer: tools.vsockPeer,
-          kernel: zoneKernel!.vmlinux,
-          initrd: devicesInitrd,
-          // Inside the emulated host, on its own filesystem: Unix sockets cannot live on the 9p root.
-          workDir: `/tmp/bulkhead-devices-bench-${process.pid}`,
-          diskMiB: o.quick ? 32 : 256,
-          vsockMiB: o.quick ? 8 : 64,
-          memoryMiB: 256,
-          runs: o.runs,
-          warmups: o.warmups,
-          seed: o.seed,
-          timeoutMs: 300_000,
-        };
-        try {
-          const inner = await runInner<DevicesInnerResult>(emulated, 'devices', config, 3 * 60 * 60_000);
-          const { bhBoot: _b, qemu: _q, peer: _p, workDir: _w, ...shown } = config;
-          devices = {
-            result: {
-              location: 'emulated-host',
-              virtualization: 'hardware (nested, SVM emulated by TCG)',
-              config: shown,
-              qemuVersion: inner.qemuVersion ?? '',
-              throughput: inner.throughput,
-              boot: inner.boot,
-              ...summarizeDevices(inner.throughput, inner.boot),
-            },
+        if (wants('devices')) {
+          const config: DevicesConfig = {
+            bhBoot: tools.bhBoot,
+            qemu: qemu!,
+            peer: tools.vsockPeer,
+            kernel: zoneKernel!.vmlinux,
+            initrd: devicesInitrd,
+            // Inside the emulated host, on its own filesystem: Unix sockets cannot live on the 9p root.
+            workDir: `/tmp/bulkhead-devices-bench-${process.pid}`,
+            diskMiB: o.quick ? 32 : 256,
+            vsockMiB: o.quick ? 8 : 64,
+            memoryMiB: 256,
+            runs: o.runs,
+            warmups: o.warmups,
+            seed: o.seed,
+            timeoutMs: 300_000,
           };
-        } catch (err) {
-          log(`C failed: ${(err as Error).message}`);
-          devices = { skipped: `failed: ${(err as Error).message.slice(0, 500)}` };
+          try {
+            const inner = await runInner<DevicesInnerResult>(emulated, 'devices', config, 3 * 60 * 60_000);
+            const { bhBoot: _b, qemu: _q, peer: _p, workDir: _w, ...shown } = config;
+            devices = {
+              result: {
+                location: 'emulated-host',
+                virtualization: 'hardware (nested, SVM emulated by TCG)',
+                config: shown,
+                qemuVersion: inner.qemuVersion ?? '',
+                throughput: inner.throughput,
+                boot: inner.boot,
+                ...summarizeDevices(inner.throughput, inner.boot),
+              },
+            };
+          } catch (err) {
+            log(`C failed: ${(err as Error).message}`);
+            devices = { skipped: `failed: ${(err as Error).message.slice(0, 500)}` };
+          }
         }
-      }
+      });
     } finally {
-      await emulated?.stop();
       fs.rmSync(work, { recursive: true, force: true });
       unregister();
     }
