@@ -49,8 +49,8 @@ export function renderLifecycleMarkdown(r: LifecycleResults): string {
   if (notOk.length > 0) out.push(`Figures of ${notOk.map((s) => s.kind).join(', ')} are missing: see the reasons above.`, '');
   const retried = r.retried ?? []; // absent from results.json files written before retries existed
   if (retried.length > 0) {
-    out.push(`Rounds lost and run once more (their samples dropped, the sandbox recovered first): ${retried.length}.`, '');
-    for (const x of retried) out.push(`- ${x.kind}, ${x.round < r.settings.warmups ? 'the warm-up' : `round ${x.round - r.settings.warmups + 1}/${r.settings.rounds}`}: ${cell(x.reason)}`);
+    out.push(`Figure calls lost and run again (their samples dropped, the sandbox recovered first; under TCG mostly zones that died of the nested-SVM flake): ${retried.length}.`, '');
+    for (const x of retried) out.push(`- ${x.kind}, ${x.round < r.settings.warmups ? 'the warm-up' : `round ${x.round - r.settings.warmups + 1}/${r.settings.rounds}`}${x.figure ? `, ${x.figure}` : ''}: ${cell(x.reason)}`);
     out.push('');
   }
   out.push('## Method', '');

@@ -27,9 +27,11 @@ export const DEFAULT_DENSITIES: readonly number[] = [1, 4, 16];
 export const DEFAULT_ROUNDS = 5;
 /** exec round trips per round (each one a sample). */
 const EXEC_SAMPLES = 5;
+/** Tries of one figure call before its sandbox fails for the run (see measureRound). */
+export const FIGURE_ATTEMPTS = 4;
 
 /**
- * How long one call of a figure may take before its round counts as lost, sized for a loaded TCG
+ * How long one call of a figure may take before it counts as lost, sized for a loaded TCG
  * host (where a zone's start is ~10 s and a 256 MiB stream about a minute): a hung call would
  * otherwise hold the whole run (a zone round once printed nothing for 21 minutes).
  */
@@ -108,21 +110,40 @@ export async function runLifecycle(options: LifecycleOptions = {}): Promise<Life
   const splits = new Map<string, number[]>();
   const idle: { rss: number[]; touched: number[] } = { rss: [], touched: [] };
   const executed: { round: number; kind: SandboxKind }[] = [];
-  const retried: { round: number; kind: SandboxKind; reason: string }[] = [];
+  const retried: LifecycleResults['retried'][number][] = [];
   const add = (figure: string, kind: SandboxKind, value: number) => {
     const perKind = samples.get(figure) ?? new Map<SandboxKind, number[]>();
     samples.set(figure, perKind);
     perKind.set(kind, [...(perKind.get(kind) ?? []), value]);
   };
   /** One round of every figure `s` has; samples land in `round` (kept only if the whole round succeeds). */
-  const measureRound = async (s: LifecycleSandbox, label: string, warmup: boolean, round: RoundSamples) => {
+  const measureRound = async (s: LifecycleSandbox, roundNo: number, label: string, warmup: boolean, round: RoundSamples) => {
     // Each figure's value is logged as it comes, so a slow or stuck run shows where it is.
     const keep = (def: FigureDef, value: number) => {
       settings.log(`${s.kind}: ${label}: ${def.title}: ${formatValue(value, def.unit)}`);
       if (!warmup) round.values.push([def.id, value]);
     };
-    const timed = <T>(call: string, deadlineMs: number, run: () => Promise<T>) =>
-      withDeadline(run(), settings.figureDeadlineMs ?? deadlineMs, `${s.kind}: ${call}`);
+    // A call lost (under TCG a zone now and then dies of the nested-SVM flake, and density 16 boots
+    // 16 of them) runs again from a recovered sandbox, each loss recorded; FIGURE_ATTEMPTS losses in a
+    // row, or one by a sandbox that cannot recover, fail the sandbox for the run.
+    const timed = async <T>(call: string, deadlineMs: number, run: () => Promise<T>): Promise<T> => {
+      let abandoned = false;
+      let last = '';
+      for (let attempt = 1; attempt <= FIGURE_ATTEMPTS; attempt++) {
+        try {
+          if (attempt > 1) await s.recover!({ abandoned });
+          return await withDeadline(run(), settings.figureDeadlineMs ?? deadlineMs, `${s.kind}: ${call}`);
+        } catch (err) {
+          throwIfAborted(settings.signal);
+          last = messageOf(err).replace(/\s+/g, ' ').slice(0, 300);
+          if (!s.recover) throw new BulkheadError('BENCH_FAILED', `${call}: ${last}`);
+          abandoned = err instanceof FigureDeadlineError;
+          retried.push({ round: roundNo, kind: s.kind, figure: call, reason: last });
+          settings.log(`${s.kind}: ${label}: ${call} lost (${last})${attempt < FIGURE_ATTEMPTS ? '; once more' : ''}`);
+        }
+      }
+      throw new BulkheadError('BENCH_FAILED', `${call} lost ${FIGURE_ATTEMPTS} times in a row; the last: ${last}`);
+    };
     if (s.startEcho) {
       const r = await timed('start → echo', FIGURE_DEADLINES_MS.startEcho, () => s.startEcho!());
       keep(START_ECHO, r.ms);
@@ -174,29 +195,14 @@ export async function runLifecycle(options: LifecycleOptions = {}): Promise<Life
       if (outcome.status !== 'ok') continue;
       const label = slot.warmup ? 'warm-up' : `round ${slot.round - settings.warmups + 1}/${settings.rounds}`;
       settings.log(`${s.kind}: ${label} ...`);
-      // A lost round (under TCG a zone now and then dies of the nested-SVM flake) is run once more
-      // from a recovered sandbox, recorded in `retried`; a second loss fails the sandbox for the run.
-      let round: RoundSamples | undefined;
-      let lostToDeadline = false;
-      for (let attempt = 1; attempt <= 2 && !round; attempt++) {
-        const r: RoundSamples = { values: [], split: [], idle: [] };
-        try {
-          if (attempt === 2) await s.recover?.({ abandoned: lostToDeadline });
-          await measureRound(s, label, slot.warmup, r);
-          round = r;
-        } catch (err) {
-          throwIfAborted(settings.signal);
-          if (attempt === 2 || !s.recover) {
-            fail(outcome, `${label} failed${attempt === 2 ? ' twice' : ''}: ${messageOf(err)}`, settings.log);
-            break;
-          }
-          lostToDeadline = err instanceof FigureDeadlineError;
-          const reason = messageOf(err).replace(/\s+/g, ' ').slice(0, 300);
-          retried.push({ round: slot.round, kind: s.kind, reason });
-          settings.log(`${s.kind}: ${label} lost (${reason}); running it once more`);
-        }
+      const round: RoundSamples = { values: [], split: [], idle: [] };
+      try {
+        await measureRound(s, slot.round, label, slot.warmup, round);
+      } catch (err) {
+        throwIfAborted(settings.signal);
+        fail(outcome, `${label}: ${messageOf(err)}`, settings.log);
+        continue;
       }
-      if (!round) continue;
       for (const [figure, value] of round.values) add(figure, s.kind, value);
       for (const split of round.split) for (const [k, v] of Object.entries(split)) splits.set(k, [...(splits.get(k) ?? []), v]);
       for (const [rss, touchedMiB] of round.idle) {
@@ -245,10 +251,10 @@ interface RoundSamples {
   idle: [rssMiB: number, guestTouchedMiB: number][];
 }
 
-/** A figure call that outlived its deadline: its round is lost, and what the call left running is abandoned. */
+/** A figure call that outlived its deadline: the call is lost, and what it left running is abandoned. */
 class FigureDeadlineError extends BulkheadError {
   constructor(what: string, ms: number) {
-    super('BENCH_FAILED', `${what} took longer than ${ms < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`} (its deadline); the round is lost`);
+    super('BENCH_FAILED', `${what} took longer than ${ms < 10_000 ? `${ms} ms` : `${Math.round(ms / 1000)} s`} (its deadline)`);
   }
 }
 

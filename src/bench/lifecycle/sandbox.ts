@@ -37,8 +37,8 @@ export interface LifecycleSandbox {
   /** `n` sandboxes started at once, until each has answered an `echo`; then the memory they hold. */
   density?(n: number): Promise<{ ms: number; mib: number }>;
   /**
-   * After a lost round: replace whatever the round left broken (a dead long-lived sandbox) before it
-   * runs again. `abandoned`: the round outlived a figure's deadline, so what it left may still be
+   * After a lost figure call: replace whatever it left broken (a dead long-lived sandbox) before it
+   * runs again. `abandoned`: the call outlived its deadline, so what it left may still be
    * running (a hung exec, a start that never ended) and is to be removed, the long-lived one included.
    */
   recover?(after: { abandoned: boolean }): Promise<void>;

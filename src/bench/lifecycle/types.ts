@@ -65,7 +65,8 @@ export interface LifecycleResults {
   /** Per round, the order the sandboxes were measured in (shuffled from the seed). */
   readonly executed: readonly { round: number; kind: SandboxKind }[];
   /** Rounds a sandbox lost and ran again (once each; their samples were dropped): when, and why. */
-  readonly retried: readonly { round: number; kind: SandboxKind; reason: string }[];
+  /** Figure calls lost and run again from a recovered sandbox (`figure`: absent in results written before it was per call). */
+  readonly retried: readonly { round: number; kind: SandboxKind; figure?: string; reason: string }[];
   /** Where a zone's create -> first output goes, median ms per phase. */
   readonly startSplit: Record<string, number>;
   /** Zone idle memory next to the guest memory it touched (MiB, medians). */
